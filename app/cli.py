@@ -1,0 +1,226 @@
+"""The `leadboard` command: migrate, serve, workspace create, demo."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import click
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from app.db import Database
+from app.ingest.samples import TrafficGenerator
+from app.settings import get_settings
+from app.workspaces.models import Workspace
+from app.workspaces.services import (
+    DEMO_PHONE_NUMBER_ID,
+    WorkspaceError,
+    by_phone_number_id,
+    create_workspace,
+    ensure_demo_workspace,
+    list_workspaces,
+)
+
+console = Console()
+
+
+@click.group()
+def main() -> None:
+    """Leadboard: a live lead board for WhatsApp sales teams."""
+
+
+@main.command()
+def migrate() -> None:
+    """Apply database migrations."""
+    from app.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    console.print(f"[green]Database is up to date[/] ({_safe_url(settings.database_url)})")
+
+
+def _safe_url(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--reload", is_flag=True, help="Restart on code changes (development).")
+@click.option("--no-migrate", is_flag=True, help="Do not apply migrations first.")
+def serve(host: str, port: int, reload: bool, no_migrate: bool) -> None:
+    """Run the web app with uvicorn."""
+    import uvicorn
+
+    from app.migrate import upgrade
+
+    settings = get_settings()
+    if not no_migrate:
+        upgrade(settings.database_url)
+    if settings.demo_workspace:
+        demo = asyncio.run(_ensure_demo())
+        if demo is not None:
+            _print_workspace(demo, f"http://{host}:{port}", created=True)
+    console.print(
+        f"Leadboard on [bold]http://{host}:{port}[/] · database {_safe_url(settings.database_url)} · "
+        f"broker {'redis' if settings.redis_url else 'in-process'}"
+    )
+    uvicorn.run(
+        "app.asgi:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        reload=reload,
+        timeout_graceful_shutdown=3,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+
+
+async def _ensure_demo() -> Workspace | None:
+    db = Database(get_settings().database_url)
+    try:
+        async with db.write() as session:
+            return await ensure_demo_workspace(session)
+    finally:
+        await db.dispose()
+
+
+def _print_workspace(workspace: Workspace, base_url: str, *, created: bool) -> None:
+    verb = "Created" if created else "Workspace"
+    console.print(f"[green]{verb} workspace[/] [bold]{workspace.name}[/] (slug {workspace.slug})")
+    console.print(f"  Kapso phone_number_id: {workspace.kapso_phone_number_id}")
+    console.print(f"  Webhook URL:           {base_url}/webhooks/kapso")
+    console.print(f"  Webhook secret:        {workspace.webhook_secret}")
+
+
+@main.group()
+def workspace() -> None:
+    """Manage workspaces."""
+
+
+@workspace.command("create")
+@click.option("--name", required=True, help="The team's name, shown on the board.")
+@click.option("--kapso-phone-number-id", required=True, help="Kapso's phone_number_id for the number.")
+@click.option("--webhook-secret", default=None, help="Kapso webhook secret (generated when omitted).")
+@click.option("--meta-app-secret", default=None, help="Meta app secret for /webhooks/whatsapp.")
+@click.option("--meta-verify-token", default=None, help="Verify token for Meta's GET handshake.")
+@click.option("--timezone", "tz", default="Asia/Jakarta", show_default=True)
+def workspace_create(
+    name: str,
+    kapso_phone_number_id: str,
+    webhook_secret: str | None,
+    meta_app_secret: str | None,
+    meta_verify_token: str | None,
+    tz: str,
+) -> None:
+    """Create a workspace and print its webhook URL and secret."""
+    from app.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+
+    async def run() -> Workspace:
+        db = Database(settings.database_url)
+        try:
+            async with db.write() as session:
+                created = await create_workspace(
+                    session,
+                    name=name,
+                    kapso_phone_number_id=kapso_phone_number_id,
+                    webhook_secret=webhook_secret,
+                    meta_app_secret=meta_app_secret,
+                    meta_verify_token=meta_verify_token,
+                    timezone=tz,
+                )
+                return created.workspace
+        finally:
+            await db.dispose()
+
+    try:
+        ws = asyncio.run(run())
+    except WorkspaceError as exc:
+        console.print(f"[red]{exc}[/]")
+        sys.exit(1)
+    _print_workspace(ws, settings.public_url, created=True)
+
+
+@workspace.command("list")
+def workspace_list() -> None:
+    """List workspaces."""
+
+    async def run() -> list[Workspace]:
+        db = Database(get_settings().database_url)
+        try:
+            async with db.session() as session:
+                return await list_workspaces(session)
+        finally:
+            await db.dispose()
+
+    for ws in asyncio.run(run()):
+        console.print(f"{ws.id}\t{ws.slug}\t{ws.name}\tphone_number_id={ws.kapso_phone_number_id}")
+
+
+async def _lookup_secret(phone_number_id: str) -> str | None:
+    db = Database(get_settings().database_url)
+    try:
+        async with db.session() as session:
+            ws = await by_phone_number_id(session, phone_number_id)
+            return ws.webhook_secret if ws else None
+    finally:
+        await db.dispose()
+
+
+@main.command()
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="A running Leadboard.")
+@click.option("--rate", default=5.0, show_default=True, help="Deliveries per second.")
+@click.option("--duration", default=30.0, show_default=True, help="Seconds to run.")
+@click.option("--leads", default=40, show_default=True, help="How many different people write.")
+@click.option("--phone-number-id", default=DEMO_PHONE_NUMBER_ID, show_default=True)
+@click.option("--secret", default=None, help="Webhook secret (read from the local database if omitted).")
+@click.option("--seed", default=None, type=int, help="Random seed for repeatable traffic.")
+def demo(
+    url: str, rate: float, duration: float, leads: int, phone_number_id: str,
+    secret: str | None, seed: int | None,
+) -> None:
+    """Post a stream of realistic signed Kapso webhooks to a running server."""
+    secret = secret or asyncio.run(_lookup_secret(phone_number_id))
+    if not secret:
+        console.print(f"[red]No workspace with phone_number_id {phone_number_id}; pass --secret.[/]")
+        sys.exit(1)
+    generator = TrafficGenerator(phone_number_id, secret, leads=leads, seed=seed)
+    total = max(1, int(rate * duration))
+    outcomes: dict[str, int] = {}
+    interval = 1.0 / rate if rate > 0 else 0.0
+    with httpx.Client(base_url=url, timeout=10) as client, Progress(
+        TextColumn("[bold]demo[/]"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[summary]}"), TimeRemainingColumn(), console=console,
+    ) as progress:
+        task = progress.add_task("post", total=total, summary="")
+        started = time.monotonic()
+        for i in range(total):
+            delivery = generator.next()
+            try:
+                response = client.post("/webhooks/kapso", content=delivery.body, headers=delivery.headers)
+                key = str(response.status_code)
+            except httpx.HTTPError as exc:
+                key = type(exc).__name__
+            outcomes[key] = outcomes.get(key, 0) + 1
+            summary = " ".join(f"{k}:{v}" for k, v in sorted(outcomes.items()))
+            progress.update(task, advance=1, summary=summary)
+            delay = started + (i + 1) * interval - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+    console.print(f"Posted {total} deliveries: {outcomes}")
+    if any(k != "200" for k in outcomes):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

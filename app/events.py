@@ -1,0 +1,102 @@
+"""Change events: written in the same transaction as the change (an outbox), published after commit.
+
+A change event says *which* lead changed, not how: subscribers render the lead's current row, so
+events that arrive late, twice or out of order still leave every board showing the truth.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Index, delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
+
+from app.db import UTCDateTime, utcnow
+
+LEAD_CHANGED = "lead"
+
+
+class ChangeEventRow(SQLModel, table=True):
+    __tablename__ = "change_events"
+    __table_args__ = (Index("ix_change_events_workspace_id", "workspace_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspaces.id")
+    kind: str = Field(max_length=40)
+    contact_id: int | None = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    id: int
+    workspace_id: int
+    kind: str
+    contact_id: int | None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"id": self.id, "ws": self.workspace_id, "kind": self.kind, "contact": self.contact_id}
+        )
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Change:
+        data = json.loads(raw)
+        return cls(id=data["id"], workspace_id=data["ws"], kind=data["kind"], contact_id=data["contact"])
+
+
+_table = ChangeEventRow.__table__  # type: ignore[attr-defined]
+
+
+async def record_change(
+    session: AsyncSession, workspace_id: int, kind: str, contact_id: int | None
+) -> Change:
+    """Add a change event to the caller's transaction; publish it after the commit."""
+    result = await session.execute(
+        insert(_table)
+        .values(workspace_id=workspace_id, kind=kind, contact_id=contact_id, created_at=utcnow())
+        .returning(_table.c.id)
+    )
+    return Change(id=result.scalar_one(), workspace_id=workspace_id, kind=kind, contact_id=contact_id)
+
+
+async def changes_after(
+    session: AsyncSession, workspace_id: int, after_id: int, limit: int
+) -> list[Change]:
+    """The workspace's events newer than after_id, oldest first (for Last-Event-ID replay)."""
+    rows = await session.execute(
+        select(_table.c.id, _table.c.kind, _table.c.contact_id)
+        .where(_table.c.workspace_id == workspace_id, _table.c.id > after_id)
+        .order_by(_table.c.id)
+        .limit(limit)
+    )
+    return [Change(id=r.id, workspace_id=workspace_id, kind=r.kind, contact_id=r.contact_id) for r in rows]
+
+
+async def latest_change_id(session: AsyncSession, workspace_id: int) -> int:
+    result = await session.execute(
+        select(_table.c.id)
+        .where(_table.c.workspace_id == workspace_id)
+        .order_by(_table.c.id.desc())
+        .limit(1)
+    )
+    return result.scalar_one_or_none() or 0
+
+
+async def oldest_change_id(session: AsyncSession, workspace_id: int) -> int | None:
+    result = await session.execute(
+        select(_table.c.id).where(_table.c.workspace_id == workspace_id).order_by(_table.c.id).limit(1)
+    )
+    return result.scalar_one_or_none()
+
+
+async def trim_change_log(session: AsyncSession, keep: int) -> int:
+    """Delete all but the newest `keep` events (replay only ever needs the recent ones)."""
+    newest = (await session.execute(select(_table.c.id).order_by(_table.c.id.desc()).limit(1))).scalar()
+    if newest is None or newest <= keep:
+        return 0
+    result = await session.execute(delete(_table).where(_table.c.id <= newest - keep))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

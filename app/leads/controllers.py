@@ -1,0 +1,49 @@
+"""The board page: the same template serves the full page and the htmx refresh of #board."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from litestar import Request, get
+from litestar.response import Template
+
+from app.db import Database, utcnow
+from app.events import latest_change_id
+from app.leads.queries import board_page, board_stats
+from app.settings import Settings
+from app.stream import resolve_workspace
+from app.workspaces.services import list_workspaces
+
+
+@get("/", name="board", include_in_schema=False)
+async def board(
+    request: Request,
+    db: Database,
+    settings: Settings,
+    ws: str | None = None,
+    cursor: str | None = None,
+) -> Template:
+    workspace = await resolve_workspace(db, ws)
+    assert workspace.id is not None
+    async with db.session() as session:
+        # Read the event position first: anything committed after it is replayed by the stream.
+        last_event_id = await latest_change_id(session, workspace.id)
+        page = await board_page(session, workspace.id, cursor=cursor, page_size=settings.board_page_size)
+        stats = await board_stats(session, workspace.id, utcnow() - timedelta(hours=24))
+        workspaces = await list_workspaces(session)
+    return Template(
+        template_name="board.html",
+        context={
+            "workspace": workspace,
+            "workspaces": workspaces,
+            "page": page,
+            "stats": stats,
+            "oob": False,
+            "tz": workspace.timezone,
+            "page_size": settings.board_page_size,
+            "last_event_id": last_event_id,
+            "request_path": str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
+            "webhook_url": f"{settings.public_url}/webhooks/kapso",
+        },
+        headers={"Vary": "HX-Request", "Cache-Control": "no-store"},
+    )

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from app.db import UTCDateTime, utcnow
+
+
+class Contact(SQLModel, table=True):
+    """A lead: one person writing to one workspace, keyed by phone or business-scoped user id."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "phone_e164", name="uq_contacts_workspace_phone"),
+        UniqueConstraint("workspace_id", "bsuid", name="uq_contacts_workspace_bsuid"),
+        Index("ix_contacts_board", "workspace_id", "last_activity_at", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspaces.id")
+    phone_e164: str | None = Field(default=None, max_length=20)
+    bsuid: str | None = Field(default=None, max_length=80)
+    username: str | None = Field(default=None, max_length=80)
+    name: str | None = Field(default=None, max_length=200)
+    profile_name: str | None = Field(default=None, max_length=200)
+    status: str = Field(default="new", max_length=20)
+    temperature: str | None = Field(default=None, max_length=10)
+    score: int | None = Field(default=None)
+    last_message_preview: str | None = Field(default=None, max_length=300)
+    last_message_direction: str | None = Field(default=None, max_length=10)
+    message_count: int = Field(default=0)
+    last_activity_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_inbound_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_contact_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # our last outbound
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Conversation(SQLModel, table=True):
+    """The provider's conversation (Kapso opens one per 24 h session window)."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "external_id", name="uq_conversations_workspace_external"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspaces.id")
+    contact_id: int = Field(foreign_key="contacts.id", index=True)
+    external_id: str = Field(max_length=80)
+    status: str = Field(default="active", max_length=20)
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_active_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Message(SQLModel, table=True):
+    """One WhatsApp message, unique per workspace on its wamid; status only moves forward."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "wamid", name="uq_messages_workspace_wamid"),
+        Index("ix_messages_contact_sent", "contact_id", "sent_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspaces.id")
+    contact_id: int = Field(foreign_key="contacts.id")
+    conversation_id: int | None = Field(default=None, foreign_key="conversations.id")
+    wamid: str = Field(max_length=200)
+    direction: str = Field(max_length=10)
+    message_type: str = Field(default="text", max_length=40)
+    body: str = Field(default="")
+    status: str = Field(default="received", max_length=20)
+    status_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    error: str | None = Field(default=None)
+    origin: str | None = Field(default=None, max_length=40)
+    has_media: bool = Field(default=False)
+    media_url: str | None = Field(default=None)
+    sent_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

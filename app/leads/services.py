@@ -1,0 +1,374 @@
+"""Applying what webhooks say to leads, conversations and messages.
+
+Rules that live here and nowhere else:
+- a lead is found by (workspace, E.164 phone), else by (workspace, business-scoped user id);
+- a message is unique per workspace on its wamid, so a redelivery under a new key changes nothing;
+- a message's status never moves backwards (read > delivered > failed > sent);
+- last_activity_at follows every message in or out, last_contact_at our outbound ones,
+  last_inbound_at theirs (the WhatsApp 24-hour window).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import insert_on_conflict, utcnow
+from app.ingest.records import (
+    STATUS_RANK,
+    ConversationRecord,
+    IdentityRecord,
+    LeadRef,
+    MessageRecord,
+    Record,
+    StatusRecord,
+)
+from app.leads.models import Contact, Conversation, Message
+
+contacts = Contact.__table__  # type: ignore[attr-defined]
+conversations = Conversation.__table__  # type: ignore[attr-defined]
+messages = Message.__table__  # type: ignore[attr-defined]
+
+PREVIEW_CHARS = 280
+
+
+def _not_future(at: datetime, now: datetime) -> datetime:
+    return min(at, now)
+
+
+def preview_of(body: str) -> str:
+    text = " ".join(body.split())
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    """Which leads a delivery touched (one change event each) and what it did."""
+
+    contact_ids: list[int] = field(default_factory=list)
+    new_messages: int = 0
+    duplicate_messages: int = 0
+    status_updates: int = 0
+
+    def touch(self, contact_id: int) -> None:
+        if contact_id not in self.contact_ids:
+            self.contact_ids.append(contact_id)
+
+
+async def apply_records(session: AsyncSession, workspace_id: int, records: list[Record]) -> ApplyResult:
+    result = ApplyResult()
+    for record in records:
+        if isinstance(record, MessageRecord):
+            await _apply_message(session, workspace_id, record, result)
+        elif isinstance(record, StatusRecord):
+            await _apply_status(session, workspace_id, record, result)
+        elif isinstance(record, ConversationRecord):
+            await _apply_conversation(session, workspace_id, record, result)
+        elif isinstance(record, IdentityRecord):
+            await _apply_identity(session, workspace_id, record, result)
+    return result
+
+
+_CONTACT_COLUMNS = (
+    contacts.c.id,
+    contacts.c.phone_e164,
+    contacts.c.bsuid,
+    contacts.c.username,
+    contacts.c.profile_name,
+    contacts.c.last_activity_at,
+    contacts.c.last_inbound_at,
+    contacts.c.last_contact_at,
+)
+
+
+async def _find_contact(session: AsyncSession, workspace_id: int, lead: LeadRef) -> Any:
+    if lead.phone_e164:
+        row = (
+            await session.execute(
+                select(*_CONTACT_COLUMNS).where(
+                    contacts.c.workspace_id == workspace_id, contacts.c.phone_e164 == lead.phone_e164
+                )
+            )
+        ).first()
+        if row is not None:
+            return row
+    if lead.bsuid:
+        return (
+            await session.execute(
+                select(*_CONTACT_COLUMNS).where(
+                    contacts.c.workspace_id == workspace_id, contacts.c.bsuid == lead.bsuid
+                )
+            )
+        ).first()
+    return None
+
+
+async def find_or_create_contact(
+    session: AsyncSession, workspace_id: int, lead: LeadRef, at: datetime
+) -> Any:
+    """The lead's row (id and activity columns); created when this is its first appearance."""
+    row = await _find_contact(session, workspace_id, lead)
+    if row is not None:
+        return row
+    now = utcnow()
+    key = ["workspace_id", "phone_e164"] if lead.phone_e164 else ["workspace_id", "bsuid"]
+    await session.execute(
+        insert_on_conflict(session, contacts)
+        .values(
+            workspace_id=workspace_id,
+            phone_e164=lead.phone_e164,
+            bsuid=lead.bsuid,
+            username=lead.username,
+            profile_name=lead.profile_name,
+            status="new",
+            message_count=0,
+            last_activity_at=_not_future(at, now),
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=key)
+    )
+    # Read back by key: also right when a concurrent delivery inserted the same lead first.
+    return await _find_contact(session, workspace_id, lead)
+
+
+def _identity_updates(row: Any, lead: LeadRef) -> dict[str, Any]:
+    """Fill what the contact lacks; a newer profile name replaces the old one."""
+    values: dict[str, Any] = {}
+    if lead.phone_e164 and not row.phone_e164:
+        values["phone_e164"] = lead.phone_e164
+    if lead.bsuid and lead.bsuid != row.bsuid:
+        values["bsuid"] = lead.bsuid
+    if lead.username and lead.username != row.username:
+        values["username"] = lead.username
+    if lead.profile_name and lead.profile_name != row.profile_name:
+        values["profile_name"] = lead.profile_name
+    return values
+
+
+async def _conversation_id(
+    session: AsyncSession, workspace_id: int, contact_id: int, ref: str | None, at: datetime
+) -> int | None:
+    if not ref:
+        return None
+    found = (
+        await session.execute(
+            select(conversations.c.id, conversations.c.last_active_at).where(
+                conversations.c.workspace_id == workspace_id, conversations.c.external_id == ref
+            )
+        )
+    ).first()
+    if found is not None:
+        if at > found.last_active_at:
+            await session.execute(
+                update(conversations).where(conversations.c.id == found.id).values(last_active_at=at)
+            )
+        return int(found.id)
+    await session.execute(
+        insert_on_conflict(session, conversations)
+        .values(
+            workspace_id=workspace_id,
+            contact_id=contact_id,
+            external_id=ref,
+            status="active",
+            started_at=at,
+            last_active_at=at,
+        )
+        .on_conflict_do_nothing(index_elements=["workspace_id", "external_id"])
+    )
+    return (
+        await session.execute(
+            select(conversations.c.id).where(
+                conversations.c.workspace_id == workspace_id, conversations.c.external_id == ref
+            )
+        )
+    ).scalar_one()
+
+
+async def _apply_message(
+    session: AsyncSession, workspace_id: int, record: MessageRecord, result: ApplyResult
+) -> None:
+    now = utcnow()
+    sent_at = _not_future(record.sent_at, now)
+    contact = await find_or_create_contact(session, workspace_id, record.lead, sent_at)
+    if contact is None:
+        return
+    conversation_id = await _conversation_id(
+        session, workspace_id, contact.id, record.conversation_ref, sent_at
+    )
+    inserted = (
+        await session.execute(
+            insert_on_conflict(session, messages)
+            .values(
+                workspace_id=workspace_id,
+                contact_id=contact.id,
+                conversation_id=conversation_id,
+                wamid=record.wamid,
+                direction=record.direction,
+                message_type=record.message_type,
+                body=record.body,
+                status=record.status,
+                status_at=_not_future(record.status_at, now),
+                error=record.error,
+                origin=record.origin,
+                has_media=record.has_media,
+                media_url=record.media_url,
+                sent_at=sent_at,
+                created_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["workspace_id", "wamid"])
+            .returning(messages.c.id)
+        )
+    ).first()
+    contact_values = _identity_updates(contact, record.lead)
+    if inserted is None:
+        # Known wamid: a redelivery, or a later status of a message we already have.
+        changed = await _advance_message(session, workspace_id, record, now)
+        if changed:
+            result.status_updates += 1
+        else:
+            result.duplicate_messages += 1
+        if changed or contact_values:
+            await _update_contact(session, contact.id, contact_values, now)
+            result.touch(contact.id)
+        return
+    result.new_messages += 1
+    contact_values.update(_activity_updates(contact, record.direction, record.body, sent_at))
+    contact_values["message_count"] = contacts.c.message_count + 1
+    await _update_contact(session, contact.id, contact_values, now)
+    result.touch(contact.id)
+
+
+def _activity_updates(contact: Any, direction: str, body: str, at: datetime) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if at >= contact.last_activity_at:
+        values["last_activity_at"] = at
+        if body:
+            values["last_message_preview"] = preview_of(body)
+            values["last_message_direction"] = direction
+    if direction == "inbound":
+        if contact.last_inbound_at is None or at > contact.last_inbound_at:
+            values["last_inbound_at"] = at
+    elif contact.last_contact_at is None or at > contact.last_contact_at:
+        values["last_contact_at"] = at
+    return values
+
+
+async def _update_contact(
+    session: AsyncSession, contact_id: int, values: dict[str, Any], now: datetime
+) -> None:
+    values["updated_at"] = now
+    await session.execute(update(contacts).where(contacts.c.id == contact_id).values(**values))
+
+
+async def _advance_message(
+    session: AsyncSession, workspace_id: int, record: MessageRecord | StatusRecord, now: datetime
+) -> bool:
+    """Move a known message's status forward; fill a body we did not have. True if it changed."""
+    current = (
+        await session.execute(
+            select(messages.c.id, messages.c.status, messages.c.body, messages.c.error).where(
+                messages.c.workspace_id == workspace_id, messages.c.wamid == record.wamid
+            )
+        )
+    ).first()
+    if current is None:
+        return False
+    values: dict[str, Any] = {}
+    if STATUS_RANK.get(record.status, 0) > STATUS_RANK.get(current.status, 0):
+        values["status"] = record.status
+        values["status_at"] = _not_future(record.status_at, now)
+    if record.error and record.error != current.error:
+        values["error"] = record.error  # a failure is kept even when a later status outranks it
+    if isinstance(record, MessageRecord) and record.body and not current.body:
+        values["body"] = record.body
+        values["message_type"] = record.message_type
+    if not values:
+        return False
+    await session.execute(update(messages).where(messages.c.id == current.id).values(**values))
+    return True
+
+
+async def _apply_status(
+    session: AsyncSession, workspace_id: int, record: StatusRecord, result: ApplyResult
+) -> None:
+    now = utcnow()
+    contact_id = (
+        await session.execute(
+            select(messages.c.contact_id).where(
+                messages.c.workspace_id == workspace_id, messages.c.wamid == record.wamid
+            )
+        )
+    ).scalar_one_or_none()
+    if contact_id is not None:
+        if await _advance_message(session, workspace_id, record, now):
+            result.status_updates += 1
+            result.touch(contact_id)
+        else:
+            result.duplicate_messages += 1
+        return
+    # A status for a message sent outside our view (or before its own webhook): keep a placeholder
+    # so the status is not lost; the message body fills in if it arrives later.
+    placeholder = MessageRecord(
+        wamid=record.wamid,
+        direction="outbound",
+        lead=record.lead,
+        phone_number_id=record.phone_number_id,
+        message_type="unknown",
+        body="",
+        sent_at=record.status_at,
+        status=record.status,
+        status_at=record.status_at,
+        conversation_ref=record.conversation_ref,
+        error=record.error,
+    )
+    await _apply_message(session, workspace_id, placeholder, result)
+    result.status_updates += 1
+    result.new_messages -= 1
+
+
+async def _apply_conversation(
+    session: AsyncSession, workspace_id: int, record: ConversationRecord, result: ApplyResult
+) -> None:
+    now = utcnow()
+    at = _not_future(record.at, now)
+    contact = await find_or_create_contact(session, workspace_id, record.lead, at)
+    if contact is None:
+        return
+    conversation_id = await _conversation_id(
+        session, workspace_id, contact.id, record.conversation_ref, at
+    )
+    values: dict[str, Any] = {}
+    if record.event == "ended":
+        values = {"status": "ended", "ended_at": at}
+    elif record.event == "inactive":
+        values = {"status": "inactive"}
+    elif record.status:
+        values = {"status": record.status}
+    if values and conversation_id is not None:
+        await session.execute(
+            update(conversations).where(conversations.c.id == conversation_id).values(**values)
+        )
+    identity = _identity_updates(contact, record.lead)
+    if identity:
+        await _update_contact(session, contact.id, identity, now)
+    result.touch(contact.id)
+
+
+async def _apply_identity(
+    session: AsyncSession, workspace_id: int, record: IdentityRecord, result: ApplyResult
+) -> None:
+    lookup = LeadRef(phone_e164=record.lead.phone_e164, bsuid=record.previous_bsuid or record.lead.bsuid)
+    contact = await _find_contact(session, workspace_id, lookup)
+    if contact is None:
+        contact = await find_or_create_contact(session, workspace_id, record.lead, record.at)
+        if contact is None:
+            return
+    values = _identity_updates(contact, record.lead)
+    if values:
+        await _update_contact(session, contact.id, values, utcnow())
+        result.touch(contact.id)

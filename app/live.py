@@ -1,0 +1,59 @@
+"""Rendering change events into what the browser swaps: the lead's row and the stats header.
+
+Each process renders an event once, however many browsers it serves: concurrent streams share the
+same in-flight render.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import timedelta
+
+from jinja2 import Environment
+
+from app.db import Database, utcnow
+from app.events import LEAD_CHANGED, Change
+from app.leads.queries import board_stats, lead_row
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEvent:
+    id: int
+    event: str
+    data: str
+
+
+class LiveRenderer:
+    def __init__(self, db: Database, env: Environment, *, cache_size: int = 512) -> None:
+        self._db = db
+        self._env = env
+        self._cache: OrderedDict[tuple[int, str], asyncio.Task[LiveEvent | None]] = OrderedDict()
+        self._cache_size = cache_size
+
+    async def render(self, change: Change, tz: str) -> LiveEvent | None:
+        key = (change.id, tz)
+        task = self._cache.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._render(change, tz))
+            self._cache[key] = task
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        try:
+            return await asyncio.shield(task)
+        except Exception:
+            self._cache.pop(key, None)
+            raise
+
+    async def _render(self, change: Change, tz: str) -> LiveEvent | None:
+        if change.kind != LEAD_CHANGED or change.contact_id is None:
+            return None
+        async with self._db.session() as session:
+            row = await lead_row(session, change.workspace_id, change.contact_id)
+            if row is None:
+                return None
+            stats = await board_stats(session, change.workspace_id, utcnow() - timedelta(hours=24))
+        html = self._env.get_template("partials/_row.html").render(lead=row, tz=tz)
+        html += self._env.get_template("partials/_stats.html").render(stats=stats, oob=True)
+        return LiveEvent(id=change.id, event="lead", data=html)

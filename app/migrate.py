@@ -1,0 +1,24 @@
+"""Apply Alembic migrations (`leadboard migrate`; `make run` and the tests call it too)."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+
+from app.db import _sqlite_path
+from app.settings import PROJECT_ROOT
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    config.attributes["database_url"] = database_url
+    return config
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Synchronous: call it outside a running event loop (or in a thread)."""
+    path = _sqlite_path(database_url) if database_url.startswith("sqlite") else None
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(database_url), revision)

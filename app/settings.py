@@ -1,0 +1,65 @@
+"""Settings from the environment; every default makes `make run` work on a bare machine."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw not in (None, "") else default
+
+
+def _default_database_url() -> str:
+    return f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'leadboard.db'}"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = field(default_factory=_default_database_url)
+    redis_url: str | None = None  # unset: the in-process broker
+    secret_key: str = "dev-insecure-secret-change-me"
+    public_url: str = "http://127.0.0.1:8000"
+    max_body_bytes: int = 1_048_576  # Kapso batches stay far below 1 MiB
+    sse_ping_seconds: float = 15.0
+    sse_replay_limit: int = 500  # more missed events than this: the client reloads instead
+    board_page_size: int = 50
+    event_log_keep: int = 100_000  # change events kept for replay
+    demo_workspace: bool = True  # create the demo workspace on first start
+    log_level: str = "INFO"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        d = cls()
+        return cls(
+            database_url=os.environ.get("DATABASE_URL") or _default_database_url(),
+            redis_url=os.environ.get("REDIS_URL") or None,
+            secret_key=os.environ.get("SECRET_KEY") or d.secret_key,
+            public_url=(os.environ.get("PUBLIC_URL") or d.public_url).rstrip("/"),
+            max_body_bytes=_env_int("MAX_BODY_BYTES", d.max_body_bytes),
+            sse_ping_seconds=_env_float("SSE_PING_SECONDS", d.sse_ping_seconds),
+            sse_replay_limit=_env_int("SSE_REPLAY_LIMIT", d.sse_replay_limit),
+            board_page_size=_env_int("BOARD_PAGE_SIZE", d.board_page_size),
+            event_log_keep=_env_int("EVENT_LOG_KEEP", d.event_log_keep),
+            demo_workspace=os.environ.get("DEMO_WORKSPACE", "1") not in ("0", "false", "no"),
+            log_level=os.environ.get("LOG_LEVEL", d.log_level).upper(),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,163 @@
+"""GET /events: the board's server-sent-events stream.
+
+On connect the browser says which event it saw last (Last-Event-ID on native reconnects, ?after=
+on page load and on htmx's own reconnects); missed events are replayed from the event log, or, past
+the replay limit, the browser is told to refresh its view. The subscription is taken before the
+response starts, so nothing slips between the replay and the live feed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from litestar import Request, get
+from litestar.exceptions import NotFoundException
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from app.broker import RESYNC, Broker, Subscription
+from app.db import Database
+from app.events import Change, changes_after, latest_change_id, oldest_change_id
+from app.live import LiveRenderer
+from app.settings import Settings
+from app.workspaces.models import Workspace
+from app.workspaces.services import by_slug, list_workspaces
+
+log = logging.getLogger(__name__)
+
+
+def _parse_event_id(raw: str | None) -> int | None:
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+async def resolve_workspace(db: Database, slug: str | None) -> Workspace:
+    async with db.session() as session:
+        if slug:
+            workspace = await by_slug(session, slug)
+            if workspace is None:
+                raise NotFoundException(f"no workspace {slug!r}")
+            return workspace
+        workspaces = await list_workspaces(session)
+    if not workspaces:
+        raise NotFoundException("no workspace yet: create one with `leadboard workspace create`")
+    return workspaces[0]
+
+
+class LiveStream:
+    """One browser's stream: replay what it missed, then follow the subscription."""
+
+    def __init__(
+        self,
+        db: Database,
+        renderer: LiveRenderer,
+        workspace: Workspace,
+        subscription: Subscription,
+        last_id: int | None,
+        replay_limit: int,
+    ) -> None:
+        assert workspace.id is not None
+        self.db = db
+        self.renderer = renderer
+        self.workspace_id = workspace.id
+        self.tz = workspace.timezone
+        self.sub = subscription
+        self.last_id = last_id
+        self.replay_limit = replay_limit
+        self._sent: set[int] = set()
+
+    async def events(self) -> AsyncIterator[ServerSentEvent]:
+        # A short retry: after a server restart the browser is back within about a second.
+        yield ServerSentEvent(comment="live", retry=1000)
+        if self.last_id is None:
+            async with self.db.session() as session:
+                self.last_id = await latest_change_id(session, self.workspace_id)
+        else:
+            async for event in self._catch_up():
+                yield event
+        while True:
+            item = await self.sub.get()
+            if item == RESYNC:
+                async for event in self._catch_up():
+                    yield event
+            elif isinstance(item, Change):
+                event = await self._render(item)
+                if event is not None:
+                    yield event
+
+    async def _catch_up(self) -> AsyncIterator[ServerSentEvent]:
+        assert self.last_id is not None
+        async with self.db.session() as session:
+            oldest = await oldest_change_id(session, self.workspace_id)
+            missed = await changes_after(
+                session, self.workspace_id, self.last_id, self.replay_limit + 1
+            )
+        trimmed = oldest is not None and self.last_id > 0 and self.last_id < oldest - 1
+        if len(missed) > self.replay_limit or trimmed:
+            # Too much to replay one by one: the browser reloads its view, which is cheaper.
+            newest = missed[-1].id if missed else self.last_id
+            self.last_id = newest
+            yield ServerSentEvent(data="refresh", event="refresh", id=str(newest))
+            return
+        # One row per lead is enough: each render shows the lead as it is now.
+        latest_per_lead: dict[int | None, Change] = {}
+        for change in missed:
+            latest_per_lead.pop(change.contact_id, None)
+            latest_per_lead[change.contact_id] = change
+        for change in latest_per_lead.values():
+            event = await self._render(change)
+            if event is not None:
+                yield event
+        if missed:
+            self.last_id = max(self.last_id, missed[-1].id)
+
+    async def _render(self, change: Change) -> ServerSentEvent | None:
+        if change.id in self._sent:
+            return None
+        self._sent.add(change.id)
+        if len(self._sent) > 4096:
+            self._sent = {i for i in self._sent if i > change.id - 2048}
+        self.last_id = max(self.last_id or 0, change.id)
+        live = await self.renderer.render(change, self.tz)
+        if live is None:
+            return None
+        return ServerSentEvent(data=live.data, event=live.event, id=str(live.id))
+
+
+@get("/events", media_type="text/event-stream", include_in_schema=False)
+async def events_stream(
+    request: Request,
+    db: Database,
+    broker: Broker,
+    renderer: LiveRenderer,
+    settings: Settings,
+    ws: str | None = None,
+    after: str | None = None,
+) -> EventSourceResponse:
+    workspace = await resolve_workspace(db, ws)
+    assert workspace.id is not None
+    last_id = _parse_event_id(request.headers.get("last-event-id"))
+    if last_id is None:
+        last_id = _parse_event_id(after)
+    # Subscribe now, before the response starts: events from here on are queued for this browser.
+    subscription_cm = broker.subscribe(workspace.id)
+    subscription = await subscription_cm.__aenter__()
+    stream = LiveStream(db, renderer, workspace, subscription, last_id, settings.sse_replay_limit)
+
+    async def body() -> AsyncIterator[ServerSentEvent]:
+        try:
+            async for event in stream.events():
+                yield event
+        finally:
+            await subscription_cm.__aexit__(None, None, None)
+
+    return EventSourceResponse(
+        body(),
+        ping=settings.sse_ping_seconds,
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+from app.db import UTCDateTime, utcnow
+
+
+class Workspace(SQLModel, table=True):
+    """One sales team: its WhatsApp number, its secrets and everything its leads own."""
+
+    __tablename__ = "workspaces"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120)
+    slug: str = Field(max_length=120, unique=True)
+    kapso_phone_number_id: str | None = Field(default=None, max_length=64, unique=True)
+    webhook_secret: str = Field(max_length=200)
+    meta_app_secret: str | None = Field(default=None, max_length=200)
+    meta_verify_token: str | None = Field(default=None, max_length=200)
+    timezone: str = Field(default="Asia/Jakarta", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
