@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from litestar import Litestar, MediaType, Request, Response, get
-from litestar.contrib.jinja import JinjaTemplateEngine
-from litestar.di import Provide
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
 from litestar.logging import LoggingConfig
 from litestar.static_files import create_static_files_router
@@ -31,7 +31,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 
 @get("/healthz", media_type=MediaType.JSON, include_in_schema=False)
-async def healthz(broker: Broker) -> dict[str, object]:
+async def healthz(broker: NamedDependency[Broker]) -> dict[str, object]:
     return {"ok": True, "broker": type(broker).__name__, "broker_healthy": broker.healthy}
 
 

@@ -12,6 +12,8 @@ import logging
 from collections.abc import AsyncIterator
 
 from litestar import Request, get
+from litestar.di import NamedDependency
+from litestar.params import FromQuery
 from litestar.exceptions import NotFoundException
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -132,12 +134,12 @@ class LiveStream:
 @get("/events", media_type="text/event-stream", include_in_schema=False)
 async def events_stream(
     request: Request,
-    db: Database,
-    broker: Broker,
-    renderer: LiveRenderer,
-    settings: Settings,
-    ws: str | None = None,
-    after: str | None = None,
+    db: NamedDependency[Database],
+    broker: NamedDependency[Broker],
+    renderer: NamedDependency[LiveRenderer],
+    settings: NamedDependency[Settings],
+    ws: FromQuery[str | None] = None,
+    after: FromQuery[str | None] = None,
 ) -> EventSourceResponse:
     workspace = await resolve_workspace(db, ws)
     assert workspace.id is not None

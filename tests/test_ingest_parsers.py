@@ -281,7 +281,9 @@ def check_stable_wamid(value: Any, delivery: ParsedDelivery, entry: dict[str, An
 
 
 def check_note(value: str, delivery: ParsedDelivery, entry: dict[str, Any]) -> None:
-    assert value  # prose for humans; the entry's other expectations carry the checks
+    # Prose for humans: the entry's other expectations must carry the checks.
+    assert value
+    assert set(entry["expect"]) - {"note"}, "a note alone checks nothing"
 
 
 def check_handled_as(value: str, delivery: ParsedDelivery, entry: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 
 from litestar import Controller, MediaType, Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_200_OK, HTTP_403_FORBIDDEN
 
 from app.ingest.services import IngestError, IngestResult, IngestService, WorkspaceDirectory
@@ -24,7 +25,7 @@ class WebhookController(Controller):
     tags = ["webhooks"]
 
     @post(["/webhooks/kapso", "/webhook/kapso"], status_code=HTTP_200_OK)
-    async def kapso(self, request: Request, ingest: IngestService) -> Response[dict[str, object]]:
+    async def kapso(self, request: Request, ingest: NamedDependency[IngestService]) -> Response[dict[str, object]]:
         """Kapso webhook, payload v2 (single or batched), signed with X-Webhook-Signature."""
         raw = await request.body()
         try:
@@ -33,7 +34,7 @@ class WebhookController(Controller):
             return _refuse(exc)
 
     @post("/webhooks/whatsapp", status_code=HTTP_200_OK)
-    async def meta(self, request: Request, ingest: IngestService) -> Response[dict[str, object]]:
+    async def meta(self, request: Request, ingest: NamedDependency[IngestService]) -> Response[dict[str, object]]:
         """Meta's raw Cloud API webhook, signed with X-Hub-Signature-256."""
         raw = await request.body()
         try:
@@ -42,7 +43,7 @@ class WebhookController(Controller):
             return _refuse(exc)
 
     @get("/webhooks/whatsapp", media_type=MediaType.TEXT)
-    async def meta_handshake(self, request: Request, directory: WorkspaceDirectory) -> Response[str]:
+    async def meta_handshake(self, request: Request, directory: NamedDependency[WorkspaceDirectory]) -> Response[str]:
         """Meta's subscription check: echo hub.challenge when hub.verify_token is a workspace's."""
         params = request.query_params
         mode = params.get("hub.mode")

@@ -187,7 +187,10 @@ class IngestService:
             signature_header=headers.get("x-hub-signature-256"),
         ):
             raise BadSignature("X-Hub-Signature-256 does not match this body and app secret")
-        parsed = parse_meta(payload)
+        try:
+            parsed = parse_meta(payload)
+        except MalformedPayload as exc:
+            raise InvalidBody(str(exc)) from None
         if not parsed.records:
             reason = "; ".join(parsed.ignored) or "nothing to apply"
             return IngestResult(Outcome.IGNORED, reason)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from litestar import Request, get
+from litestar.di import NamedDependency
+from litestar.params import FromQuery
 from litestar.response import Template
 
 from app.db import Database, utcnow
@@ -18,10 +20,10 @@ from app.workspaces.services import list_workspaces
 @get("/", name="board", include_in_schema=False)
 async def board(
     request: Request,
-    db: Database,
-    settings: Settings,
-    ws: str | None = None,
-    cursor: str | None = None,
+    db: NamedDependency[Database],
+    settings: NamedDependency[Settings],
+    ws: FromQuery[str | None] = None,
+    cursor: FromQuery[str | None] = None,
 ) -> Template:
     workspace = await resolve_workspace(db, ws)
     assert workspace.id is not None

@@ -1,0 +1,47 @@
+"""Small readers the tests use to look at what landed in the database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from app.db import Database
+from app.events import ChangeEventRow
+from app.ingest.models import WebhookInbox
+from app.leads.models import Contact, Conversation, Message
+
+
+async def count(db: Database, model: Any, *where: Any) -> int:
+    async with db.session() as session:
+        return int((await session.execute(select(func.count()).select_from(model).where(*where))).scalar_one())
+
+
+async def contacts(db: Database) -> list[Contact]:
+    async with db.session() as session:
+        return list((await session.execute(select(Contact).order_by(Contact.id))).scalars())
+
+
+async def messages(db: Database) -> list[Message]:
+    async with db.session() as session:
+        return list((await session.execute(select(Message).order_by(Message.id))).scalars())
+
+
+async def message(db: Database, wamid: str) -> Message | None:
+    async with db.session() as session:
+        return (await session.execute(select(Message).where(Message.wamid == wamid))).scalar_one_or_none()
+
+
+async def inbox(db: Database) -> list[WebhookInbox]:
+    async with db.session() as session:
+        return list((await session.execute(select(WebhookInbox).order_by(WebhookInbox.id))).scalars())
+
+
+async def conversations(db: Database) -> list[Conversation]:
+    async with db.session() as session:
+        return list((await session.execute(select(Conversation))).scalars())
+
+
+async def change_events(db: Database) -> list[ChangeEventRow]:
+    async with db.session() as session:
+        return list((await session.execute(select(ChangeEventRow).order_by(ChangeEventRow.id))).scalars())
