@@ -8,10 +8,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from litestar import Litestar, MediaType, Request, Response, get
-from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
 from litestar.logging import LoggingConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.template import TemplateConfig
@@ -70,7 +70,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             events_stream,
             WebhookController,
             healthz,
-            create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
+            create_static_files_router(
+                path="/static", directories=[STATIC_DIR], include_in_schema=False
+            ),
         ],
         dependencies={
             "settings": provide(settings),

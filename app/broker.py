@@ -31,7 +31,7 @@ QueueItem = Change | str
 
 
 class Subscription:
-    """A browser's queue. A slow browser that falls behind is told to resync, never blocks others."""
+    """A browser's queue. A browser that falls behind is told to resync; it never blocks others."""
 
     def __init__(self, workspace_id: int) -> None:
         self.workspace_id = workspace_id

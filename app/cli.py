@@ -68,7 +68,8 @@ def serve(host: str, port: int, reload: bool, no_migrate: bool) -> None:
         if demo is not None:
             _print_workspace(demo, f"http://{host}:{port}", created=True)
     console.print(
-        f"Leadboard on [bold]http://{host}:{port}[/] · database {_safe_url(settings.database_url)} · "
+        f"Leadboard on [bold]http://{host}:{port}[/] · "
+        f"database {_safe_url(settings.database_url)} · "
         f"broker {'redis' if settings.redis_url else 'in-process'}"
     )
     uvicorn.run(
@@ -107,8 +108,12 @@ def workspace() -> None:
 
 @workspace.command("create")
 @click.option("--name", required=True, help="The team's name, shown on the board.")
-@click.option("--kapso-phone-number-id", required=True, help="Kapso's phone_number_id for the number.")
-@click.option("--webhook-secret", default=None, help="Kapso webhook secret (generated when omitted).")
+@click.option(
+    "--kapso-phone-number-id", required=True, help="Kapso's phone_number_id for the number."
+)
+@click.option(
+    "--webhook-secret", default=None, help="Kapso webhook secret (generated when omitted)."
+)
 @click.option("--meta-app-secret", default=None, help="Meta app secret for /webhooks/whatsapp.")
 @click.option("--meta-verify-token", default=None, help="Verify token for Meta's GET handshake.")
 @click.option("--timezone", "tz", default="Asia/Jakarta", show_default=True)
@@ -178,36 +183,56 @@ async def _lookup_secret(phone_number_id: str) -> str | None:
 
 
 @main.command()
-@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="A running Leadboard.")
+@click.option(
+    "--url", default="http://127.0.0.1:8000", show_default=True, help="A running Leadboard."
+)
 @click.option("--rate", default=5.0, show_default=True, help="Deliveries per second.")
 @click.option("--duration", default=30.0, show_default=True, help="Seconds to run.")
 @click.option("--leads", default=40, show_default=True, help="How many different people write.")
 @click.option("--phone-number-id", default=DEMO_PHONE_NUMBER_ID, show_default=True)
-@click.option("--secret", default=None, help="Webhook secret (read from the local database if omitted).")
+@click.option(
+    "--secret", default=None, help="Webhook secret (read from the local database if omitted)."
+)
 @click.option("--seed", default=None, type=int, help="Random seed for repeatable traffic.")
 def demo(
-    url: str, rate: float, duration: float, leads: int, phone_number_id: str,
-    secret: str | None, seed: int | None,
+    url: str,
+    rate: float,
+    duration: float,
+    leads: int,
+    phone_number_id: str,
+    secret: str | None,
+    seed: int | None,
 ) -> None:
     """Post a stream of realistic signed Kapso webhooks to a running server."""
     secret = secret or asyncio.run(_lookup_secret(phone_number_id))
     if not secret:
-        console.print(f"[red]No workspace with phone_number_id {phone_number_id}; pass --secret.[/]")
+        console.print(
+            f"[red]No workspace with phone_number_id {phone_number_id}; pass --secret.[/]"
+        )
         sys.exit(1)
     generator = TrafficGenerator(phone_number_id, secret, leads=leads, seed=seed)
     total = max(1, int(rate * duration))
     outcomes: dict[str, int] = {}
     interval = 1.0 / rate if rate > 0 else 0.0
-    with httpx.Client(base_url=url, timeout=10) as client, Progress(
-        TextColumn("[bold]demo[/]"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TextColumn("{task.fields[summary]}"), TimeRemainingColumn(), console=console,
-    ) as progress:
+    with (
+        httpx.Client(base_url=url, timeout=10) as client,
+        Progress(
+            TextColumn("[bold]demo[/]"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[summary]}"),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress,
+    ):
         task = progress.add_task("post", total=total, summary="")
         started = time.monotonic()
         for i in range(total):
             delivery = generator.next()
             try:
-                response = client.post("/webhooks/kapso", content=delivery.body, headers=delivery.headers)
+                response = client.post(
+                    "/webhooks/kapso", content=delivery.body, headers=delivery.headers
+                )
                 key = str(response.status_code)
             except httpx.HTTPError as exc:
                 key = type(exc).__name__

@@ -65,7 +65,9 @@ def _sqlite_path(url: str) -> Path | None:
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if not url.startswith("sqlite"):
-        return create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        return create_async_engine(
+            url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True
+        )
     path = _sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,9 +117,11 @@ class Database:
         async with self.engine.connect() as conn:
             conn.info["write"] = True
             try:
-                async with AsyncSession(bind=conn, expire_on_commit=False) as session:
-                    async with session.begin():
-                        yield session
+                async with (
+                    AsyncSession(bind=conn, expire_on_commit=False) as session,
+                    session.begin(),
+                ):
+                    yield session
             finally:
                 conn.info.pop("write", None)
 

@@ -45,7 +45,9 @@ class Change:
     @classmethod
     def from_json(cls, raw: str | bytes) -> Change:
         data = json.loads(raw)
-        return cls(id=data["id"], workspace_id=data["ws"], kind=data["kind"], contact_id=data["contact"])
+        return cls(
+            id=data["id"], workspace_id=data["ws"], kind=data["kind"], contact_id=data["contact"]
+        )
 
 
 _table = ChangeEventRow.__table__  # type: ignore[attr-defined]
@@ -60,7 +62,9 @@ async def record_change(
         .values(workspace_id=workspace_id, kind=kind, contact_id=contact_id, created_at=utcnow())
         .returning(_table.c.id)
     )
-    return Change(id=result.scalar_one(), workspace_id=workspace_id, kind=kind, contact_id=contact_id)
+    return Change(
+        id=result.scalar_one(), workspace_id=workspace_id, kind=kind, contact_id=contact_id
+    )
 
 
 async def changes_after(
@@ -73,7 +77,10 @@ async def changes_after(
         .order_by(_table.c.id)
         .limit(limit)
     )
-    return [Change(id=r.id, workspace_id=workspace_id, kind=r.kind, contact_id=r.contact_id) for r in rows]
+    return [
+        Change(id=r.id, workspace_id=workspace_id, kind=r.kind, contact_id=r.contact_id)
+        for r in rows
+    ]
 
 
 async def latest_change_id(session: AsyncSession, workspace_id: int) -> int:
@@ -88,14 +95,19 @@ async def latest_change_id(session: AsyncSession, workspace_id: int) -> int:
 
 async def oldest_change_id(session: AsyncSession, workspace_id: int) -> int | None:
     result = await session.execute(
-        select(_table.c.id).where(_table.c.workspace_id == workspace_id).order_by(_table.c.id).limit(1)
+        select(_table.c.id)
+        .where(_table.c.workspace_id == workspace_id)
+        .order_by(_table.c.id)
+        .limit(1)
     )
     return result.scalar_one_or_none()
 
 
 async def trim_change_log(session: AsyncSession, keep: int) -> int:
     """Delete all but the newest `keep` events (replay only ever needs the recent ones)."""
-    newest = (await session.execute(select(_table.c.id).order_by(_table.c.id.desc()).limit(1))).scalar()
+    newest = (
+        await session.execute(select(_table.c.id).order_by(_table.c.id.desc()).limit(1))
+    ).scalar()
     if newest is None or newest <= keep:
         return 0
     result = await session.execute(delete(_table).where(_table.c.id <= newest - keep))

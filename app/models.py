@@ -9,4 +9,12 @@ from app.workspaces.models import Workspace
 
 metadata = SQLModel.metadata
 
-__all__ = ["ChangeEventRow", "Contact", "Conversation", "Message", "WebhookInbox", "Workspace", "metadata"]
+__all__ = [
+    "ChangeEventRow",
+    "Contact",
+    "Conversation",
+    "Message",
+    "WebhookInbox",
+    "Workspace",
+    "metadata",
+]

@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 
 from litestar import Request, get
 from litestar.di import NamedDependency
-from litestar.params import FromQuery
 from litestar.exceptions import NotFoundException
+from litestar.params import FromQuery
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.broker import RESYNC, Broker, Subscription
@@ -88,9 +88,9 @@ class LiveStream:
                 async for event in self._catch_up():
                     yield event
             elif isinstance(item, Change):
-                event = await self._render(item)
-                if event is not None:
-                    yield event
+                live = await self._render(item)
+                if live is not None:
+                    yield live
 
     async def _catch_up(self) -> AsyncIterator[ServerSentEvent]:
         assert self.last_id is not None

@@ -100,7 +100,9 @@ def postgres_server_url() -> Iterator[str]:
     try:
         asyncio.run(_pg_execute(admin, f'CREATE DATABASE "{name}"'))
     except Exception as exc:  # any failure to reach PostgreSQL means: skip this leg only
-        pytest.skip(f"PostgreSQL not reachable at {admin} ({type(exc).__name__}): PostgreSQL leg skipped")
+        pytest.skip(
+            f"PostgreSQL not reachable at {admin} ({type(exc).__name__}): PostgreSQL leg skipped"
+        )
     base = admin.rsplit("/", 1)[0]
     yield f"{base}/{name}"
     asyncio.run(_pg_execute(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

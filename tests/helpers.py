@@ -14,7 +14,11 @@ from app.leads.models import Contact, Conversation, Message
 
 async def count(db: Database, model: Any, *where: Any) -> int:
     async with db.session() as session:
-        return int((await session.execute(select(func.count()).select_from(model).where(*where))).scalar_one())
+        return int(
+            (
+                await session.execute(select(func.count()).select_from(model).where(*where))
+            ).scalar_one()
+        )
 
 
 async def contacts(db: Database) -> list[Contact]:
@@ -29,12 +33,16 @@ async def messages(db: Database) -> list[Message]:
 
 async def message(db: Database, wamid: str) -> Message | None:
     async with db.session() as session:
-        return (await session.execute(select(Message).where(Message.wamid == wamid))).scalar_one_or_none()
+        return (
+            await session.execute(select(Message).where(Message.wamid == wamid))
+        ).scalar_one_or_none()
 
 
 async def inbox(db: Database) -> list[WebhookInbox]:
     async with db.session() as session:
-        return list((await session.execute(select(WebhookInbox).order_by(WebhookInbox.id))).scalars())
+        return list(
+            (await session.execute(select(WebhookInbox).order_by(WebhookInbox.id))).scalars()
+        )
 
 
 async def conversations(db: Database) -> list[Conversation]:
@@ -44,4 +52,6 @@ async def conversations(db: Database) -> list[Conversation]:
 
 async def change_events(db: Database) -> list[ChangeEventRow]:
     async with db.session() as session:
-        return list((await session.execute(select(ChangeEventRow).order_by(ChangeEventRow.id))).scalars())
+        return list(
+            (await session.execute(select(ChangeEventRow).order_by(ChangeEventRow.id))).scalars()
+        )

@@ -17,14 +17,23 @@ async def test_empty_board_explains_how_to_start(client: AsyncTestClient[Litesta
 
 
 async def test_rows_are_rendered_and_escaped(client: AsyncTestClient[Litestar]) -> None:
-    lead = SampleLead(phone="6281234567890", name='<img src=x onerror="alert(1)">', conversation_id="c1")
-    d = sign("whatsapp.message.received",
-             inbound_message(lead, PHONE_NUMBER_ID, "<script>alert(2)</script>"), KAPSO_SECRET)
-    assert (await client.post("/webhooks/kapso", content=d.body, headers=d.headers)).status_code == 200
+    lead = SampleLead(
+        phone="6281234567890", name='<img src=x onerror="alert(1)">', conversation_id="c1"
+    )
+    d = sign(
+        "whatsapp.message.received",
+        inbound_message(lead, PHONE_NUMBER_ID, "<script>alert(2)</script>"),
+        KAPSO_SECRET,
+    )
+    assert (
+        await client.post("/webhooks/kapso", content=d.body, headers=d.headers)
+    ).status_code == 200
     page = (await client.get("/")).text
     assert 'id="lead-1"' in page and "+62 812-3456-7890" in page
-    assert "<script>alert(2)</script>" not in page and "&lt;script&gt;alert(2)&lt;/script&gt;" in page
-    assert '<img src=x' not in page
+    assert (
+        "<script>alert(2)</script>" not in page and "&lt;script&gt;alert(2)&lt;/script&gt;" in page
+    )
+    assert "<img src=x" not in page
     assert 'sse-connect="/events?ws=test-team&amp;after=1"' in page
 
 

@@ -22,11 +22,15 @@ async def seed(db: Database, workspace_id: int, n: int, *, same_time: bool = Fal
             insert(Contact.__table__),  # type: ignore[attr-defined]
             [
                 dict(
-                    workspace_id=workspace_id, phone_e164=f"+62812000{workspace_id}{i:04d}",
-                    name=f"Lead {i}", status="new", message_count=1,
+                    workspace_id=workspace_id,
+                    phone_e164=f"+62812000{workspace_id}{i:04d}",
+                    name=f"Lead {i}",
+                    status="new",
+                    message_count=1,
                     temperature="hot" if i % 3 == 0 else "warm",
                     last_activity_at=NOW if same_time else NOW - timedelta(minutes=i),
-                    created_at=NOW, updated_at=NOW,
+                    created_at=NOW,
+                    updated_at=NOW,
                 )
                 for i in range(n)
             ],

@@ -22,9 +22,12 @@ def test_normalisation_case(case: dict) -> None:
 
 def test_the_library_trap_is_avoided() -> None:
     trap = DATA["trap_demo"]
-    assert phonenumbers.format_number(
-        phonenumbers.parse("62811234567", "ID"), phonenumbers.PhoneNumberFormat.E164
-    ) == trap["result"]  # the library really misreads a bare wa_id with a region...
+    assert (
+        phonenumbers.format_number(
+            phonenumbers.parse("62811234567", "ID"), phonenumbers.PhoneNumberFormat.E164
+        )
+        == trap["result"]
+    )  # the library really misreads a bare wa_id with a region...
     assert normalize_wa_id("62811234567") == "+62811234567"  # ...and we do not
 
 

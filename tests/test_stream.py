@@ -1,4 +1,4 @@
-"""The live stream, tested through its generator (an endless HTTP stream would hang a test client)."""
+"""The live stream, tested through its generator (an endless HTTP stream hangs a test client)."""
 
 from __future__ import annotations
 
@@ -20,24 +20,34 @@ LEAD = SampleLead(phone="6281234567890", name="Budi Santoso", conversation_id="c
 
 
 async def deliver(service: IngestService, lead: SampleLead, text: str) -> None:
-    d = sign("whatsapp.message.received", inbound_message(lead, PHONE_NUMBER_ID, text), KAPSO_SECRET)
+    d = sign(
+        "whatsapp.message.received", inbound_message(lead, PHONE_NUMBER_ID, text), KAPSO_SECRET
+    )
     result = await service.receive_kapso({k.lower(): v for k, v in d.headers.items()}, d.body)
     assert result.outcome.value == "processed"
 
 
-async def take(events: AsyncIterator, n: int, timeout: float = 5.0) -> list:
+async def take(events: AsyncIterator, n: int, wait: float = 5.0) -> list:
     out = []
     for _ in range(n):
-        out.append(await asyncio.wait_for(anext(events), timeout))
+        out.append(await asyncio.wait_for(anext(events), wait))
     return out
 
 
-def stream_for(db: Database, broker: Broker, workspace: Workspace, sub: object, last_id: int | None,
-               limit: int = 500) -> LiveStream:
+def stream_for(
+    db: Database,
+    broker: Broker,
+    workspace: Workspace,
+    sub: object,
+    last_id: int | None,
+    limit: int = 500,
+) -> LiveStream:
     return LiveStream(db, LiveRenderer(db, create_environment()), workspace, sub, last_id, limit)  # type: ignore[arg-type]
 
 
-async def test_live_event_carries_the_rendered_row_and_stats(db: Database, workspace: Workspace) -> None:
+async def test_live_event_carries_the_rendered_row_and_stats(
+    db: Database, workspace: Workspace
+) -> None:
     broker = Broker()
     service = IngestService(db, broker, WorkspaceDirectory(db))
     async with broker.subscribe(workspace.id) as sub:  # type: ignore[arg-type]
@@ -54,7 +64,9 @@ async def test_live_event_carries_the_rendered_row_and_stats(db: Database, works
     assert 'id="board-stats" class="stats" hx-swap-oob="true"' in event.data
 
 
-async def test_reconnect_replays_missed_events_once_per_lead(db: Database, workspace: Workspace) -> None:
+async def test_reconnect_replays_missed_events_once_per_lead(
+    db: Database, workspace: Workspace
+) -> None:
     broker = Broker()
     service = IngestService(db, broker, WorkspaceDirectory(db))
     other = SampleLead(phone="6285712345678", name="Siti Rahmawati", conversation_id="conv-2")
@@ -63,7 +75,7 @@ async def test_reconnect_replays_missed_events_once_per_lead(db: Database, works
     await deliver(service, LEAD, "tiga")
     async with broker.subscribe(workspace.id) as sub:  # type: ignore[arg-type]
         events = stream_for(db, broker, workspace, sub, last_id=0).events()
-        hello, first, second = await take(events, 3)
+        _, first, second = await take(events, 3)
     assert "Siti Rahmawati" in first.data and "dua" in first.data
     assert "Budi Santoso" in second.data and "tiga" in second.data  # latest state, one row per lead
     assert int(second.id) > int(first.id)
@@ -98,7 +110,9 @@ async def test_resync_marker_catches_up_from_the_log(db: Database, workspace: Wo
     assert "sent while redis was down" in event.data
 
 
-async def test_duplicate_delivery_of_an_event_is_sent_once(db: Database, workspace: Workspace) -> None:
+async def test_duplicate_delivery_of_an_event_is_sent_once(
+    db: Database, workspace: Workspace
+) -> None:
     broker = Broker()
     service = IngestService(db, broker, WorkspaceDirectory(db))
     async with broker.subscribe(workspace.id) as sub:  # type: ignore[arg-type]

@@ -28,7 +28,9 @@ async def post(client: Client, name: str, **header_overrides: str) -> tuple[int,
     return response.status_code, response.json()
 
 
-KAPSO_FILES = [f["file"].split("/")[-1] for f in MANIFEST["files"] if f["file"].startswith("kapso/")]
+KAPSO_FILES = [
+    f["file"].split("/")[-1] for f in MANIFEST["files"] if f["file"].startswith("kapso/")
+]
 
 
 @pytest.mark.parametrize("name", KAPSO_FILES)
@@ -57,7 +59,9 @@ async def test_inbound_text_creates_lead_message_and_event(client: Client, db: D
     assert [(e.kind, e.contact_id) for e in events] == [("lead", contact.id)]
 
 
-async def test_retry_with_same_idempotency_key_is_a_counted_duplicate(client: Client, db: Database) -> None:
+async def test_retry_with_same_idempotency_key_is_a_counted_duplicate(
+    client: Client, db: Database
+) -> None:
     assert (await post(client, "kapso_duplicate_wamid_first.json"))[0] == 200
     status, body = await post(client, "kapso_retry_same_idempotency_key.json")
     assert (status, body["status"]) == (200, "duplicate")
@@ -122,7 +126,9 @@ async def test_batch_flag_in_body_without_header(client: Client, db: Database) -
     assert response.status_code == 200 and response.json()["new_messages"] == 3
 
 
-async def test_alias_path_and_missing_top_level_phone_number_id(client: Client, db: Database) -> None:
+async def test_alias_path_and_missing_top_level_phone_number_id(
+    client: Client, db: Database
+) -> None:
     body, headers = fixture_delivery("kapso_missing_top_level_phone_number_id.json")
     response = await client.post("/webhook/kapso", content=body, headers=headers)
     assert response.status_code == 200 and response.json()["status"] == "processed"
@@ -150,7 +156,9 @@ async def test_conversation_lifecycle(client: Client, db: Database) -> None:
     assert convs and any(c.status == "ended" and c.ended_at is not None for c in convs)
 
 
-async def test_dashboard_test_event_is_acknowledged_and_not_stored(client: Client, db: Database) -> None:
+async def test_dashboard_test_event_is_acknowledged_and_not_stored(
+    client: Client, db: Database
+) -> None:
     status, body = await post(client, "kapso_dashboard_test_event.json")
     assert (status, body["status"]) == (200, "test")
     assert await helpers.inbox(db) == [] and await helpers.contacts(db) == []
@@ -195,7 +203,9 @@ async def test_signature_over_reserialised_json_is_401(client: Client, db: Datab
 async def test_signed_with_another_workspaces_secret_is_401(
     client: Client, db: Database, database_url: str
 ) -> None:
-    await add_workspace(database_url, name="Other", phone_number_id="555000111", webhook_secret="other")
+    await add_workspace(
+        database_url, name="Other", phone_number_id="555000111", webhook_secret="other"
+    )
     body, headers = fixture_delivery(TEXT)
     headers["X-Webhook-Signature"] = kapso_signature("other", body)
     response = await client.post("/webhooks/kapso", content=body, headers=headers)
@@ -232,8 +242,16 @@ async def test_oversize_body_is_413(client: Client, db: Database) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"null", b"[]", b"42", b'"text"', b'{"message": 5}', b'{"phone_number_id": ["x"]}',
-     b'{"data": "nope", "batch": true, "phone_number_id": "109876543210987"}'],
+    [
+        b"",
+        b"null",
+        b"[]",
+        b"42",
+        b'"text"',
+        b'{"message": 5}',
+        b'{"phone_number_id": ["x"]}',
+        b'{"data": "nope", "batch": true, "phone_number_id": "109876543210987"}',
+    ],
 )
 async def test_odd_bodies_never_500(client: Client, db: Database, body: bytes) -> None:
     headers = {

@@ -13,8 +13,11 @@ from tests.conftest import MANIFEST, fixture_delivery
 
 Client = AsyncTestClient[Litestar]
 
-META_FILES = [f["file"].split("/")[-1] for f in MANIFEST["files"] if f["file"].startswith("meta/")
-              and f["file"].endswith(".json")]
+META_FILES = [
+    f["file"].split("/")[-1]
+    for f in MANIFEST["files"]
+    if f["file"].startswith("meta/") and f["file"].endswith(".json")
+]
 
 
 async def post(client: Client, name: str) -> tuple[int, dict]:
@@ -42,7 +45,9 @@ async def test_hidden_phone_lead_is_keyed_by_bsuid(client: Client, db: Database)
     assert contact.bsuid == "ID.20518847736620197345"
 
 
-async def test_multi_change_body_applies_messages_and_statuses(client: Client, db: Database) -> None:
+async def test_multi_change_body_applies_messages_and_statuses(
+    client: Client, db: Database
+) -> None:
     status, body = await post(client, "meta_multi_change_batch.json")
     assert status == 200 and body["new_messages"] == 2 and body["status_updates"] == 1
     phones = sorted(c.phone_e164 or "" for c in await helpers.contacts(db))
@@ -65,7 +70,9 @@ async def test_status_for_unknown_message_is_kept(client: Client, db: Database) 
 async def test_statuses_arriving_out_of_order(client: Client, db: Database) -> None:
     await post(client, "meta_status_delivered_read_multi.json")
     await post(client, "meta_status_sent.json")
-    msg = await helpers.message(db, "wamid.HBgNNjI4MTIzNDU2Nzg5MBUCABEYEjRCN0UyMUMwRjlBM0Q1RTZCMQA=")
+    msg = await helpers.message(
+        db, "wamid.HBgNNjI4MTIzNDU2Nzg5MBUCABEYEjRCN0UyMUMwRjlBM0Q1RTZCMQA="
+    )
     assert msg is not None and msg.status == "read"
 
 
@@ -89,8 +96,11 @@ async def test_bad_meta_signature_is_401(client: Client, db: Database) -> None:
 async def test_handshake_echoes_challenge_for_the_right_token(client: Client) -> None:
     ok = await client.get(
         "/webhooks/whatsapp",
-        params={"hub.mode": "subscribe", "hub.challenge": "1158201444",
-                "hub.verify_token": "rahasia-verify-token-dashboard"},
+        params={
+            "hub.mode": "subscribe",
+            "hub.challenge": "1158201444",
+            "hub.verify_token": "rahasia-verify-token-dashboard",
+        },
     )
     assert (ok.status_code, ok.text) == (200, "1158201444")
     wrong = await client.get(

@@ -25,7 +25,9 @@ class WebhookController(Controller):
     tags = ["webhooks"]
 
     @post(["/webhooks/kapso", "/webhook/kapso"], status_code=HTTP_200_OK)
-    async def kapso(self, request: Request, ingest: NamedDependency[IngestService]) -> Response[dict[str, object]]:
+    async def kapso(
+        self, request: Request, ingest: NamedDependency[IngestService]
+    ) -> Response[dict[str, object]]:
         """Kapso webhook, payload v2 (single or batched), signed with X-Webhook-Signature."""
         raw = await request.body()
         try:
@@ -34,7 +36,9 @@ class WebhookController(Controller):
             return _refuse(exc)
 
     @post("/webhooks/whatsapp", status_code=HTTP_200_OK)
-    async def meta(self, request: Request, ingest: NamedDependency[IngestService]) -> Response[dict[str, object]]:
+    async def meta(
+        self, request: Request, ingest: NamedDependency[IngestService]
+    ) -> Response[dict[str, object]]:
         """Meta's raw Cloud API webhook, signed with X-Hub-Signature-256."""
         raw = await request.body()
         try:
@@ -43,7 +47,9 @@ class WebhookController(Controller):
             return _refuse(exc)
 
     @get("/webhooks/whatsapp", media_type=MediaType.TEXT)
-    async def meta_handshake(self, request: Request, directory: NamedDependency[WorkspaceDirectory]) -> Response[str]:
+    async def meta_handshake(
+        self, request: Request, directory: NamedDependency[WorkspaceDirectory]
+    ) -> Response[str]:
         """Meta's subscription check: echo hub.challenge when hub.verify_token is a workspace's."""
         params = request.query_params
         mode = params.get("hub.mode")
@@ -54,4 +60,6 @@ class WebhookController(Controller):
                 expected = workspace.meta_verify_token or ""
                 if expected and hmac.compare_digest(expected.encode(), token.encode()):
                     return Response(challenge, status_code=HTTP_200_OK, media_type=MediaType.TEXT)
-        return Response("verification failed", status_code=HTTP_403_FORBIDDEN, media_type=MediaType.TEXT)
+        return Response(
+            "verification failed", status_code=HTTP_403_FORBIDDEN, media_type=MediaType.TEXT
+        )

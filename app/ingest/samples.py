@@ -15,12 +15,46 @@ from datetime import UTC, datetime
 from app.ingest.signatures import kapso_signature
 
 FIRST_NAMES = [
-    "Budi", "Siti", "Agus", "Dewi", "Rina", "Joko", "Putri", "Ketut", "Wayan", "Fajar", "Indah",
-    "Rudi", "Sri", "Andi", "Maya", "Hendra", "Yuni", "Bayu", "Lestari", "Dimas", "Nur", "Eko",
+    "Budi",
+    "Siti",
+    "Agus",
+    "Dewi",
+    "Rina",
+    "Joko",
+    "Putri",
+    "Ketut",
+    "Wayan",
+    "Fajar",
+    "Indah",
+    "Rudi",
+    "Sri",
+    "Andi",
+    "Maya",
+    "Hendra",
+    "Yuni",
+    "Bayu",
+    "Lestari",
+    "Dimas",
+    "Nur",
+    "Eko",
 ]
 LAST_NAMES = [
-    "Santoso", "Rahmawati", "Wijaya", "Lestari", "Pratama", "Saputra", "Hidayat", "Kusuma",
-    "Nugroho", "Setiawan", "Wulandari", "Siregar", "Harahap", "Gunawan", "Permata", "Susanto",
+    "Santoso",
+    "Rahmawati",
+    "Wijaya",
+    "Lestari",
+    "Pratama",
+    "Saputra",
+    "Hidayat",
+    "Kusuma",
+    "Nugroho",
+    "Setiawan",
+    "Wulandari",
+    "Siregar",
+    "Harahap",
+    "Gunawan",
+    "Permata",
+    "Susanto",
 ]
 INBOUND_TEXTS = [
     "Halo kak, saya lihat iklan perumahan di Bekasi. Unit tipe 36 masih ada?",
@@ -125,13 +159,19 @@ def inbound_message(
 
 
 def outbound_message(
-    lead: SampleLead, phone_number_id: str, text: str, status: str = "sent",
-    at: datetime | None = None, wamid: str | None = None,
+    lead: SampleLead,
+    phone_number_id: str,
+    text: str,
+    status: str = "sent",
+    at: datetime | None = None,
+    wamid: str | None = None,
 ) -> dict:
     at = at or datetime.now(UTC)
     wamid = wamid or _wamid()
-    statuses = [{"id": wamid, "status": s, "timestamp": _ts(at), "recipient_id": lead.phone}
-                for s in ["sent", "delivered", "read"][: ["sent", "delivered", "read"].index(status) + 1]]
+    statuses = [
+        {"id": wamid, "status": s, "timestamp": _ts(at), "recipient_id": lead.phone}
+        for s in ["sent", "delivered", "read"][: ["sent", "delivered", "read"].index(status) + 1]
+    ]
     return {
         "message": {
             "id": wamid,
@@ -170,7 +210,9 @@ def sign(event: str, payload: dict, secret: str, *, key: str | None = None) -> D
 class TrafficGenerator:
     """An endless, plausible stream of deliveries over a pool of leads."""
 
-    def __init__(self, phone_number_id: str, secret: str, *, leads: int = 40, seed: int | None = None):
+    def __init__(
+        self, phone_number_id: str, secret: str, *, leads: int = 40, seed: int | None = None
+    ):
         self.rng = random.Random(seed)
         self.phone_number_id = phone_number_id
         self.secret = secret

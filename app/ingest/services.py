@@ -137,7 +137,9 @@ class IngestService:
         payload = _decode(raw_body)
         signature = headers.get("x-webhook-signature")
         event_type = headers.get("x-webhook-event") or (
-            str(payload.get("type") or payload.get("event") or "") if isinstance(payload, dict) else ""
+            str(payload.get("type") or payload.get("event") or "")
+            if isinstance(payload, dict)
+            else ""
         )
         phone_ids = kapso_phone_number_ids(payload)
         if not phone_ids and isinstance(payload, dict) and payload.get("test") is True:
@@ -155,7 +157,9 @@ class IngestService:
             raise InvalidBody(str(exc)) from None
         if parsed.is_test:
             return IngestResult(Outcome.TEST, "Kapso test event received; nothing stored")
-        return await self._store_and_process(workspace, "kapso", key[:120], event_type, raw_body, parsed)
+        return await self._store_and_process(
+            workspace, "kapso", key[:120], event_type, raw_body, parsed
+        )
 
     async def _kapso_test_event(self, raw_body: bytes, signature: str | None) -> IngestResult:
         # The dashboard's test event names no phone number: accept it if any workspace signed it.
@@ -195,13 +199,19 @@ class IngestService:
             reason = "; ".join(parsed.ignored) or "nothing to apply"
             return IngestResult(Outcome.IGNORED, reason)
         key = "sha256:" + hashlib.sha256(raw_body).hexdigest()  # Meta retries resend the same body
-        return await self._store_and_process(workspace, "meta", key, "meta.messages", raw_body, parsed)
+        return await self._store_and_process(
+            workspace, "meta", key, "meta.messages", raw_body, parsed
+        )
 
     # -- shared --------------------------------------------------------------------------------
     async def _workspace_for(self, phone_ids: set[str]) -> Workspace:
         if not phone_ids:
-            raise InvalidBody("no phone_number_id in the body: cannot tell which workspace it is for")
-        workspaces = {pid: await self.directory.by_phone_number_id(pid) for pid in sorted(phone_ids)}
+            raise InvalidBody(
+                "no phone_number_id in the body: cannot tell which workspace it is for"
+            )
+        workspaces = {
+            pid: await self.directory.by_phone_number_id(pid) for pid in sorted(phone_ids)
+        }
         unknown = [pid for pid, ws in workspaces.items() if ws is None]
         if unknown:
             raise UnknownWorkspace(f"no workspace has phone_number_id {', '.join(unknown)}")

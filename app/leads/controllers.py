@@ -30,7 +30,9 @@ async def board(
     async with db.session() as session:
         # Read the event position first: anything committed after it is replayed by the stream.
         last_event_id = await latest_change_id(session, workspace.id)
-        page = await board_page(session, workspace.id, cursor=cursor, page_size=settings.board_page_size)
+        page = await board_page(
+            session, workspace.id, cursor=cursor, page_size=settings.board_page_size
+        )
         stats = await board_stats(session, workspace.id, utcnow() - timedelta(hours=24))
         workspaces = await list_workspaces(session)
     return Template(
@@ -44,7 +46,8 @@ async def board(
             "tz": workspace.timezone,
             "page_size": settings.board_page_size,
             "last_event_id": last_event_id,
-            "request_path": str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
+            "request_path": str(request.url.path)
+            + (f"?{request.url.query}" if request.url.query else ""),
             "webhook_url": f"{settings.public_url}/webhooks/kapso",
         },
         headers={"Vary": "HX-Request", "Cache-Control": "no-store"},

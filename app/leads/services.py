@@ -59,7 +59,9 @@ class ApplyResult:
             self.contact_ids.append(contact_id)
 
 
-async def apply_records(session: AsyncSession, workspace_id: int, records: list[Record]) -> ApplyResult:
+async def apply_records(
+    session: AsyncSession, workspace_id: int, records: list[Record]
+) -> ApplyResult:
     result = ApplyResult()
     for record in records:
         if isinstance(record, MessageRecord):
@@ -90,7 +92,8 @@ async def _find_contact(session: AsyncSession, workspace_id: int, lead: LeadRef)
         row = (
             await session.execute(
                 select(*_CONTACT_COLUMNS).where(
-                    contacts.c.workspace_id == workspace_id, contacts.c.phone_e164 == lead.phone_e164
+                    contacts.c.workspace_id == workspace_id,
+                    contacts.c.phone_e164 == lead.phone_e164,
                 )
             )
         ).first()
@@ -165,7 +168,9 @@ async def _conversation_id(
     if found is not None:
         if at > found.last_active_at:
             await session.execute(
-                update(conversations).where(conversations.c.id == found.id).values(last_active_at=at)
+                update(conversations)
+                .where(conversations.c.id == found.id)
+                .values(last_active_at=at)
             )
         return int(found.id)
     await session.execute(
@@ -362,7 +367,9 @@ async def _apply_conversation(
 async def _apply_identity(
     session: AsyncSession, workspace_id: int, record: IdentityRecord, result: ApplyResult
 ) -> None:
-    lookup = LeadRef(phone_e164=record.lead.phone_e164, bsuid=record.previous_bsuid or record.lead.bsuid)
+    lookup = LeadRef(
+        phone_e164=record.lead.phone_e164, bsuid=record.previous_bsuid or record.lead.bsuid
+    )
     contact = await _find_contact(session, workspace_id, lookup)
     if contact is None:
         contact = await find_or_create_contact(session, workspace_id, record.lead, record.at)
