@@ -16,12 +16,16 @@ from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.template import TemplateConfig
 
+from app.api.controllers import ApiController
+from app.auth import KeyDirectory
 from app.broker import Broker, create_broker
 from app.db import Database
 from app.ingest.controllers import WebhookController
 from app.ingest.services import IngestService, WorkspaceDirectory
 from app.leads.controllers import board
 from app.live import LiveRenderer
+from app.sarah.controllers import SarahController
+from app.sarah.services import SarahService
 from app.settings import Settings, get_settings
 from app.stream import events_stream
 from app.templating import create_environment
@@ -51,6 +55,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     directory = WorkspaceDirectory(db)
     ingest = IngestService(db, broker, directory)
     renderer = LiveRenderer(db, env)
+    keys = KeyDirectory(db)
+    sarah = SarahService(db, broker)
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
@@ -69,6 +75,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             board,
             events_stream,
             WebhookController,
+            SarahController,
+            ApiController,
             healthz,
             create_static_files_router(
                 path="/static", directories=[STATIC_DIR], include_in_schema=False
@@ -81,6 +89,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "directory": provide(directory),
             "ingest": provide(ingest),
             "renderer": provide(renderer),
+            "keys": provide(keys),
+            "sarah": provide(sarah),
         },
         template_config=TemplateConfig(instance=JinjaTemplateEngine.from_environment(env)),
         lifespan=[lifespan],

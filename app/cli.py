@@ -17,11 +17,15 @@ from app.settings import get_settings
 from app.workspaces.models import Workspace
 from app.workspaces.services import (
     DEMO_PHONE_NUMBER_ID,
+    DEMO_SARAH_KEY,
+    NewWorkspace,
     WorkspaceError,
     by_phone_number_id,
+    by_slug,
     create_workspace,
     ensure_demo_workspace,
     list_workspaces,
+    set_sarah_key,
 )
 
 console = Console()
@@ -66,7 +70,7 @@ def serve(host: str, port: int, reload: bool, no_migrate: bool) -> None:
     if settings.demo_workspace:
         demo = asyncio.run(_ensure_demo())
         if demo is not None:
-            _print_workspace(demo, f"http://{host}:{port}", created=True)
+            _print_workspace(demo, f"http://{host}:{port}", created=True, sarah_key=DEMO_SARAH_KEY)
     console.print(
         f"Leadboard on [bold]http://{host}:{port}[/] · "
         f"database {_safe_url(settings.database_url)} · "
@@ -93,12 +97,17 @@ async def _ensure_demo() -> Workspace | None:
         await db.dispose()
 
 
-def _print_workspace(workspace: Workspace, base_url: str, *, created: bool) -> None:
+def _print_workspace(
+    workspace: Workspace, base_url: str, *, created: bool, sarah_key: str | None = None
+) -> None:
     verb = "Created" if created else "Workspace"
     console.print(f"[green]{verb} workspace[/] [bold]{workspace.name}[/] (slug {workspace.slug})")
     console.print(f"  Kapso phone_number_id: {workspace.kapso_phone_number_id}")
     console.print(f"  Webhook URL:           {base_url}/webhooks/kapso")
     console.print(f"  Webhook secret:        {workspace.webhook_secret}")
+    if sarah_key:
+        console.print(f"  Sarah state URL:       {base_url}/sarah/state")
+        console.print(f"  Sarah key (shown once; Authorization: Bearer ...): {sarah_key}")
 
 
 @main.group()
@@ -116,6 +125,7 @@ def workspace() -> None:
 )
 @click.option("--meta-app-secret", default=None, help="Meta app secret for /webhooks/whatsapp.")
 @click.option("--meta-verify-token", default=None, help="Verify token for Meta's GET handshake.")
+@click.option("--sarah-key", default=None, help="The bot's API key (generated when omitted).")
 @click.option("--timezone", "tz", default="Asia/Jakarta", show_default=True)
 def workspace_create(
     name: str,
@@ -123,19 +133,20 @@ def workspace_create(
     webhook_secret: str | None,
     meta_app_secret: str | None,
     meta_verify_token: str | None,
+    sarah_key: str | None,
     tz: str,
 ) -> None:
-    """Create a workspace and print its webhook URL and secret."""
+    """Create a workspace and print its webhook URL, secret and Sarah key."""
     from app.migrate import upgrade
 
     settings = get_settings()
     upgrade(settings.database_url)
 
-    async def run() -> Workspace:
+    async def run() -> NewWorkspace:
         db = Database(settings.database_url)
         try:
             async with db.write() as session:
-                created = await create_workspace(
+                return await create_workspace(
                     session,
                     name=name,
                     kapso_phone_number_id=kapso_phone_number_id,
@@ -143,17 +154,48 @@ def workspace_create(
                     meta_app_secret=meta_app_secret,
                     meta_verify_token=meta_verify_token,
                     timezone=tz,
+                    sarah_key=sarah_key,
                 )
-                return created.workspace
         finally:
             await db.dispose()
 
     try:
-        ws = asyncio.run(run())
+        created = asyncio.run(run())
     except WorkspaceError as exc:
         console.print(f"[red]{exc}[/]")
         sys.exit(1)
-    _print_workspace(ws, settings.public_url, created=True)
+    _print_workspace(
+        created.workspace, settings.public_url, created=True, sarah_key=created.sarah_key
+    )
+
+
+@workspace.command("rotate-key")
+@click.option(
+    "--workspace", "slug", required=True, help="The workspace's slug (see `workspace list`)."
+)
+@click.option("--sarah-key", default=None, help="The new key (generated when omitted).")
+def workspace_rotate_key(slug: str, sarah_key: str | None) -> None:
+    """Replace the workspace's Sarah key; the old key stops working within seconds."""
+    settings = get_settings()
+
+    async def run() -> str | None:
+        db = Database(settings.database_url)
+        try:
+            async with db.write() as session:
+                ws = await by_slug(session, slug)
+                return None if ws is None else await set_sarah_key(session, ws, sarah_key)
+        finally:
+            await db.dispose()
+
+    try:
+        key = asyncio.run(run())
+    except WorkspaceError as exc:
+        console.print(f"[red]{exc}[/]")
+        sys.exit(1)
+    if key is None:
+        console.print(f"[red]No workspace with slug {slug!r}[/]")
+        sys.exit(1)
+    console.print(f"New Sarah key for {slug} (shown once): {key}")
 
 
 @workspace.command("list")

@@ -4,7 +4,9 @@ from sqlmodel import SQLModel
 
 from app.events import ChangeEventRow
 from app.ingest.models import WebhookInbox
-from app.leads.models import Contact, Conversation, Message
+from app.leads.models import Contact, Conversation, LeadChange, Message
+from app.sarah.models import SarahState
+from app.sync.models import SyncFailure
 from app.workspaces.models import Workspace
 
 metadata = SQLModel.metadata
@@ -13,7 +15,10 @@ __all__ = [
     "ChangeEventRow",
     "Contact",
     "Conversation",
+    "LeadChange",
     "Message",
+    "SarahState",
+    "SyncFailure",
     "WebhookInbox",
     "Workspace",
     "metadata",

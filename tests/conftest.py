@@ -162,6 +162,7 @@ async def add_workspace(
                 webhook_secret=kw.get("webhook_secret", KAPSO_SECRET),
                 meta_app_secret=kw.get("meta_app_secret", META_SECRET),
                 meta_verify_token=kw.get("meta_verify_token", "rahasia-verify-token-dashboard"),
+                sarah_key=kw.get("sarah_key"),
             )
             return created.workspace
     finally:

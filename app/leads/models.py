@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import JSON, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime, utcnow
@@ -28,6 +28,21 @@ class Contact(SQLModel, table=True):
     status: str = Field(default="new", max_length=20)
     temperature: str | None = Field(default=None, max_length=10)
     score: int | None = Field(default=None)
+    phase: str | None = Field(default=None, max_length=40)  # Sarah's conversation state
+    business_type: str | None = Field(default=None, max_length=200)
+    location: str | None = Field(default=None, max_length=200)  # domisili
+    business_duration: str | None = Field(default=None, max_length=200)
+    team_size: str | None = Field(default=None, max_length=100)
+    pain_points: list[str] | None = Field(default=None, sa_type=JSON)
+    goals: str | None = Field(default=None)
+    priority: str | None = Field(default=None, max_length=200)
+    urgency_level: str | None = Field(default=None, max_length=40)
+    language: str | None = Field(default=None, max_length=10)
+    status_source: str = Field(
+        default="system", max_length=20, sa_column_kwargs={"server_default": "system"}
+    )  # system | bot | human
+    status_changed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    status_changed_by: str | None = Field(default=None, max_length=120)
     last_message_preview: str | None = Field(default=None, max_length=300)
     last_message_direction: str | None = Field(default=None, max_length=10)
     message_count: int = Field(default=0)
@@ -80,4 +95,21 @@ class Message(SQLModel, table=True):
     has_media: bool = Field(default=False)
     media_url: str | None = Field(default=None)
     sent_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class LeadChange(SQLModel, table=True):
+    """One real change of a lead's status, score or temperature: the timeline's history."""
+
+    __tablename__ = "lead_changes"
+    __table_args__ = (Index("ix_lead_changes_contact", "contact_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspaces.id")
+    contact_id: int = Field(foreign_key="contacts.id")
+    field: str = Field(max_length=20)  # status | score | temperature
+    old_value: str | None = Field(default=None, max_length=40)
+    new_value: str | None = Field(default=None, max_length=40)
+    source: str = Field(max_length=20)  # bot | human | system
+    actor: str = Field(max_length=120)  # "sarah-bot", a user's name, ...
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -29,6 +29,10 @@ _ROW_COLUMNS = (
     contacts.c.message_count,
     contacts.c.last_activity_at,
     contacts.c.last_inbound_at,
+    contacts.c.phase,
+    contacts.c.business_type,
+    contacts.c.location,
+    contacts.c.pain_points,
 )
 
 
@@ -45,6 +49,14 @@ class LeadRow:
     message_count: int
     last_activity_at: datetime
     last_inbound_at: datetime | None
+    phase: str | None = None
+    business_type: str | None = None
+    location: str | None = None
+    pain_points: tuple[str, ...] = ()
+
+    @property
+    def phase_label(self) -> str:
+        return (self.phase or "").replace("_", " ")
 
     @property
     def sort_key(self) -> str:
@@ -72,6 +84,10 @@ def _row(r: object) -> LeadRow:
         message_count=r.message_count,  # type: ignore[attr-defined]
         last_activity_at=r.last_activity_at,  # type: ignore[attr-defined]
         last_inbound_at=r.last_inbound_at,  # type: ignore[attr-defined]
+        phase=r.phase,  # type: ignore[attr-defined]
+        business_type=r.business_type,  # type: ignore[attr-defined]
+        location=r.location,  # type: ignore[attr-defined]
+        pain_points=tuple(r.pain_points or ()),  # type: ignore[attr-defined]
     )
 
 
@@ -154,3 +170,86 @@ async def board_stats(session: AsyncSession, workspace_id: int, since: datetime)
         )
     ).one()
     return BoardStats(total=row[0], hot=row[1], active_today=row[2])
+
+
+_API_COLUMNS = (
+    contacts.c.id,
+    contacts.c.name,
+    contacts.c.profile_name,
+    contacts.c.phone_e164,
+    contacts.c.bsuid,
+    contacts.c.status,
+    contacts.c.status_source,
+    contacts.c.temperature,
+    contacts.c.score,
+    contacts.c.phase,
+    contacts.c.business_type,
+    contacts.c.location,
+    contacts.c.pain_points,
+    contacts.c.language,
+    contacts.c.message_count,
+    contacts.c.last_message_preview,
+    contacts.c.last_activity_at,
+    contacts.c.created_at,
+)
+
+
+async def list_leads(
+    session: AsyncSession,
+    workspace_id: int,
+    *,
+    temperature: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, object]]:
+    """The seed dashboard's lead list: filtered, highest score first, then latest activity."""
+    query = select(*_API_COLUMNS).where(contacts.c.workspace_id == workspace_id)
+    if temperature:
+        query = query.where(contacts.c.temperature == temperature)
+    if status:
+        query = query.where(contacts.c.status == status)
+    query = query.order_by(
+        contacts.c.score.desc().nulls_last(),
+        contacts.c.last_activity_at.desc(),
+        contacts.c.id.desc(),
+    ).limit(max(1, min(limit, 500)))
+    out = []
+    for row in await session.execute(query):
+        item = dict(row._mapping)
+        item["display_name"] = (
+            item["name"] or item["profile_name"] or item["phone_e164"] or item["bsuid"]
+        )
+        for key in ("last_activity_at", "created_at"):
+            item[key] = item[key].isoformat() if item[key] else None
+        out.append(item)
+    return out
+
+
+async def lead_stats(session: AsyncSession, workspace_id: int) -> dict[str, object]:
+    """Totals per temperature and status and the average score (scored leads only)."""
+    where = contacts.c.workspace_id == workspace_id
+    by_temperature = {
+        (t or "unscored"): n
+        for t, n in await session.execute(
+            select(contacts.c.temperature, func.count())
+            .where(where)
+            .group_by(contacts.c.temperature)
+        )
+    }
+    by_status = {
+        s: n
+        for s, n in await session.execute(
+            select(contacts.c.status, func.count()).where(where).group_by(contacts.c.status)
+        )
+    }
+    average = (await session.execute(select(func.avg(contacts.c.score)).where(where))).scalar()
+    return {
+        "total": sum(by_status.values()),
+        "by_temperature": {t: by_temperature.get(t, 0) for t in ("hot", "warm", "lukewarm", "cold")}
+        | ({"unscored": by_temperature["unscored"]} if "unscored" in by_temperature else {}),
+        "by_status": {
+            s: by_status.get(s, 0)
+            for s in ("new", "qualified", "contacted", "converted", "archived")
+        },
+        "average_score": round(float(average), 1) if average is not None else None,
+    }

@@ -88,25 +88,22 @@ _CONTACT_COLUMNS = (
 
 
 async def _find_contact(session: AsyncSession, workspace_id: int, lead: LeadRef) -> Any:
+    """The lead's row, locked for this transaction (PostgreSQL; SQLite serialises writers)."""
+    keys = []
     if lead.phone_e164:
+        keys.append(contacts.c.phone_e164 == lead.phone_e164)
+    if lead.bsuid:
+        keys.append(contacts.c.bsuid == lead.bsuid)
+    for key in keys:
         row = (
             await session.execute(
-                select(*_CONTACT_COLUMNS).where(
-                    contacts.c.workspace_id == workspace_id,
-                    contacts.c.phone_e164 == lead.phone_e164,
-                )
+                select(*_CONTACT_COLUMNS)
+                .where(contacts.c.workspace_id == workspace_id, key)
+                .with_for_update()
             )
         ).first()
         if row is not None:
             return row
-    if lead.bsuid:
-        return (
-            await session.execute(
-                select(*_CONTACT_COLUMNS).where(
-                    contacts.c.workspace_id == workspace_id, contacts.c.bsuid == lead.bsuid
-                )
-            )
-        ).first()
     return None
 
 

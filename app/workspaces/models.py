@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime, utcnow
@@ -11,6 +12,7 @@ class Workspace(SQLModel, table=True):
     """One sales team: its WhatsApp number, its secrets and everything its leads own."""
 
     __tablename__ = "workspaces"
+    __table_args__ = (UniqueConstraint("sarah_key_hash", name="uq_workspaces_sarah_key_hash"),)
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=120)
@@ -19,5 +21,6 @@ class Workspace(SQLModel, table=True):
     webhook_secret: str = Field(max_length=200)
     meta_app_secret: str | None = Field(default=None, max_length=200)
     meta_verify_token: str | None = Field(default=None, max_length=200)
+    sarah_key_hash: str | None = Field(default=None, max_length=64)  # sha256 hex of the bot's key
     timezone: str = Field(default="Asia/Jakarta", max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

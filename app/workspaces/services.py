@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from app.workspaces.models import Workspace
 DEMO_NAME = "Demo Properti"
 DEMO_PHONE_NUMBER_ID = "109876543210987"  # the id Kapso's examples and our fixtures use
 DEMO_WEBHOOK_SECRET = "demo-webhook-secret"
+DEMO_SARAH_KEY = "demo-sarah-key"
 
 
 class WorkspaceError(ValueError):
@@ -25,6 +27,7 @@ class WorkspaceError(ValueError):
 class NewWorkspace:
     workspace: Workspace
     webhook_secret: str
+    sarah_key: str
 
 
 def slugify(name: str) -> str:
@@ -36,6 +39,32 @@ def generate_secret(prefix: str = "whsec") -> str:
     return f"{prefix}_{secrets.token_urlsafe(24)}"
 
 
+def hash_key(key: str) -> str:
+    """Keys are long random tokens: a plain SHA-256 is enough to store them safely."""
+    return hashlib.sha256(key.strip().encode()).hexdigest()
+
+
+async def set_sarah_key(session: AsyncSession, workspace: Workspace, key: str | None = None) -> str:
+    """Give the workspace a (new) Sarah key; returns the key, which is shown once."""
+    key = key or generate_secret("sk_sarah")
+    workspace.sarah_key_hash = hash_key(key)
+    session.add(workspace)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise WorkspaceError("that key is already in use") from exc
+    return key
+
+
+async def by_sarah_key(session: AsyncSession, key: str) -> Workspace | None:
+    if not key:
+        return None
+    result = await session.execute(
+        select(Workspace).where(Workspace.sarah_key_hash == hash_key(key))  # type: ignore[arg-type]
+    )
+    return result.scalar_one_or_none()
+
+
 async def create_workspace(
     session: AsyncSession,
     *,
@@ -45,6 +74,7 @@ async def create_workspace(
     meta_app_secret: str | None = None,
     meta_verify_token: str | None = None,
     timezone: str = "Asia/Jakarta",
+    sarah_key: str | None = None,
 ) -> NewWorkspace:
     name = name.strip()
     if not name:
@@ -67,7 +97,8 @@ async def create_workspace(
             f"a workspace named {name!r} or with phone number id "
             f"{kapso_phone_number_id!r} already exists"
         ) from exc
-    return NewWorkspace(workspace=workspace, webhook_secret=secret)
+    key = await set_sarah_key(session, workspace, sarah_key)
+    return NewWorkspace(workspace=workspace, webhook_secret=secret, sarah_key=key)
 
 
 async def by_phone_number_id(session: AsyncSession, phone_number_id: str) -> Workspace | None:
@@ -98,5 +129,6 @@ async def ensure_demo_workspace(session: AsyncSession) -> Workspace | None:
         webhook_secret=DEMO_WEBHOOK_SECRET,
         meta_app_secret="demo-meta-app-secret",
         meta_verify_token="demo-verify-token",
+        sarah_key=DEMO_SARAH_KEY,
     )
     return created.workspace

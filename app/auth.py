@@ -1,0 +1,50 @@
+"""Machine authentication: `Authorization: Bearer <key>` names exactly one workspace."""
+
+from __future__ import annotations
+
+import time
+
+from litestar import Request
+from litestar.exceptions import NotAuthorizedException
+
+from app.db import Database
+from app.workspaces.models import Workspace
+from app.workspaces.services import by_sarah_key, hash_key
+
+
+class KeyDirectory:
+    """Key hash -> workspace, cached briefly (the bot calls twice per message)."""
+
+    def __init__(self, db: Database, ttl_seconds: float = 5.0) -> None:
+        self._db = db
+        self._ttl = ttl_seconds
+        self._cache: dict[str, tuple[float, Workspace]] = {}
+
+    async def workspace_for(self, key: str) -> Workspace | None:
+        digest = hash_key(key)
+        hit = self._cache.get(digest)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        async with self._db.session() as session:
+            workspace = await by_sarah_key(session, key)
+        if workspace is not None:
+            self._cache[digest] = (time.monotonic() + self._ttl, workspace)
+        return workspace
+
+    def forget(self) -> None:
+        self._cache.clear()
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthorizedException("send Authorization: Bearer <workspace key>")
+    return token.strip()
+
+
+async def provide_key_workspace(request: Request, keys: KeyDirectory) -> Workspace:
+    workspace = await keys.workspace_for(bearer_token(request))
+    if workspace is None:
+        raise NotAuthorizedException("unknown key")
+    return workspace
