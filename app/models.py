@@ -2,9 +2,12 @@
 
 from sqlmodel import SQLModel
 
+from app.accounts.models import Membership, User
 from app.events import ChangeEventRow
 from app.ingest.models import WebhookInbox
 from app.leads.models import Contact, Conversation, LeadChange, Message
+from app.notes.models import Note
+from app.reconcile.models import ReconciliationRun, WorkerHeartbeat
 from app.sarah.models import SarahState
 from app.sync.models import SyncFailure
 from app.workspaces.models import Workspace
@@ -16,10 +19,15 @@ __all__ = [
     "Contact",
     "Conversation",
     "LeadChange",
+    "Membership",
     "Message",
+    "Note",
+    "ReconciliationRun",
     "SarahState",
     "SyncFailure",
+    "User",
     "WebhookInbox",
+    "WorkerHeartbeat",
     "Workspace",
     "metadata",
 ]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Index, UniqueConstraint
+from sqlalchemy import JSON, ForeignKeyConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime, utcnow
@@ -16,6 +16,7 @@ class Contact(SQLModel, table=True):
         UniqueConstraint("workspace_id", "phone_e164", name="uq_contacts_workspace_phone"),
         UniqueConstraint("workspace_id", "bsuid", name="uq_contacts_workspace_bsuid"),
         Index("ix_contacts_board", "workspace_id", "last_activity_at", "id"),
+        ForeignKeyConstraint(["owner_user_id"], ["users.id"], name="fk_contacts_owner_user_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -38,6 +39,9 @@ class Contact(SQLModel, table=True):
     priority: str | None = Field(default=None, max_length=200)
     urgency_level: str | None = Field(default=None, max_length=40)
     language: str | None = Field(default=None, max_length=10)
+    owner_user_id: int | None = Field(default=None)
+    hot_since: datetime | None = Field(default=None, sa_type=UTCDateTime)  # until replied/claimed
+    stale_flagged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     status_source: str = Field(
         default="system", max_length=20, sa_column_kwargs={"server_default": "system"}
     )  # system | bot | human

@@ -22,5 +22,7 @@ class Workspace(SQLModel, table=True):
     meta_app_secret: str | None = Field(default=None, max_length=200)
     meta_verify_token: str | None = Field(default=None, max_length=200)
     sarah_key_hash: str | None = Field(default=None, max_length=64)  # sha256 hex of the bot's key
+    stale_threshold_minutes: int = Field(default=60, sa_column_kwargs={"server_default": "60"})
+    reconcile_flag_limit: int = Field(default=50, sa_column_kwargs={"server_default": "50"})
     timezone: str = Field(default="Asia/Jakarta", max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
