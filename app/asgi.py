@@ -8,14 +8,22 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from litestar import Litestar, MediaType, Request, Response, get
+from litestar.config.csrf import CSRFConfig
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.logging import LoggingConfig
+from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.stores.base import Store
+from litestar.stores.file import FileStore
+from litestar.stores.memory import MemoryStore
+from litestar.stores.redis import RedisStore
 from litestar.template import TemplateConfig
 
+from app.accounts.controllers import AuthController
+from app.accounts.web import provide_admin, provide_viewer, sign_in_redirect
 from app.api.controllers import ApiController
 from app.auth import KeyDirectory
 from app.broker import Broker, create_broker
@@ -26,7 +34,13 @@ from app.leads.controllers import board
 from app.live import LiveRenderer
 from app.sarah.controllers import SarahController
 from app.sarah.services import SarahService
-from app.settings import Settings, get_settings
+from app.security import (
+    LoginThrottle,
+    RateLimiter,
+    rate_limit_middleware,
+    security_headers_middleware,
+)
+from app.settings import PROJECT_ROOT, Settings, get_settings
 from app.stream import events_stream
 from app.templating import create_environment
 
@@ -47,6 +61,24 @@ def _internal_error(request: Request, exc: Exception) -> Response[dict[str, obje
     return Response({"error": "internal error"}, status_code=HTTP_500_INTERNAL_SERVER_ERROR)
 
 
+# Paths that never carry a browser session: no session lookup, no CSRF (they have signatures/keys).
+MACHINE_PATHS = ["^/webhooks/", "^/webhook/", "^/sarah/", "^/static/", "^/healthz"]
+
+
+def _stores(settings: Settings) -> dict[str, Store]:
+    """Sessions and throttles in Redis when set (shared by every process), else on this machine."""
+    if settings.redis_url:
+        url, prefix = settings.redis_url, settings.redis_namespace
+        return {
+            "sessions": RedisStore.with_client(url=url, namespace=f"{prefix}:sessions"),
+            "throttle": RedisStore.with_client(url=url, namespace=f"{prefix}:throttle"),
+        }
+    return {
+        "sessions": FileStore(path=PROJECT_ROOT / "var" / "sessions"),
+        "throttle": MemoryStore(),
+    }
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     env = create_environment()
@@ -57,6 +89,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
     renderer = LiveRenderer(db, env)
     keys = KeyDirectory(db)
     sarah = SarahService(db, broker)
+    stores = _stores(settings)
+    throttle = LoginThrottle(stores["throttle"])
+    limiter = RateLimiter(
+        [
+            ("/webhooks/", settings.rate_limit_webhooks_per_minute),
+            ("/webhook/", settings.rate_limit_webhooks_per_minute),
+            ("/sarah/", settings.rate_limit_webhooks_per_minute),
+            ("/login", settings.rate_limit_login_per_minute),
+        ],
+        redis_url=settings.redis_url,
+        namespace=settings.redis_namespace,
+    )
+    secure_cookies = settings.public_url.startswith("https://")
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
@@ -65,6 +110,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             yield
         finally:
             await broker.stop()
+            await limiter.close()
             await db.dispose()
 
     def provide(value: object) -> Provide:
@@ -72,6 +118,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     app = Litestar(
         route_handlers=[
+            AuthController,
             board,
             events_stream,
             WebhookController,
@@ -91,11 +138,34 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "renderer": provide(renderer),
             "keys": provide(keys),
             "sarah": provide(sarah),
+            "throttle": provide(throttle),
+            "viewer": Provide(provide_viewer),
+            "admin": Provide(provide_admin),
         },
+        stores=stores,
+        middleware=[
+            security_headers_middleware,
+            rate_limit_middleware(limiter),
+            ServerSideSessionConfig(
+                store="sessions",
+                key="lb_session",
+                max_age=settings.session_max_age_days * 86400,
+                samesite="lax",
+                httponly=True,
+                secure=secure_cookies,
+                exclude=MACHINE_PATHS,
+            ).middleware,
+        ],
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key,
+            cookie_secure=secure_cookies,
+            cookie_samesite="lax",
+            exclude=[*MACHINE_PATHS, "^/api/"],  # /api checks the header itself for sessions
+        ),
         template_config=TemplateConfig(instance=JinjaTemplateEngine.from_environment(env)),
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
-        exception_handlers={Exception: _internal_error},
+        exception_handlers={NotAuthorizedException: sign_in_redirect, Exception: _internal_error},
         logging_config=LoggingConfig(
             root={"level": settings.log_level, "handlers": ["queue_listener"]},
             log_exceptions="debug",

@@ -11,19 +11,23 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from app.accounts.passwords import generate_password
+from app.accounts.services import ROLES, AccountError, create_user
 from app.db import Database
+from app.demo import ensure_demo
 from app.ingest.samples import TrafficGenerator
 from app.settings import get_settings
 from app.workspaces.models import Workspace
 from app.workspaces.services import (
     DEMO_PHONE_NUMBER_ID,
     DEMO_SARAH_KEY,
+    DEMO_USER_EMAIL,
+    DEMO_USER_PASSWORD,
     NewWorkspace,
     WorkspaceError,
     by_phone_number_id,
     by_slug,
     create_workspace,
-    ensure_demo_workspace,
     list_workspaces,
     set_sarah_key,
 )
@@ -71,6 +75,10 @@ def serve(host: str, port: int, reload: bool, no_migrate: bool) -> None:
         demo = asyncio.run(_ensure_demo())
         if demo is not None:
             _print_workspace(demo, f"http://{host}:{port}", created=True, sarah_key=DEMO_SARAH_KEY)
+            console.print(
+                f"  Sign in at http://{host}:{port}/login as "
+                f"[bold]{DEMO_USER_EMAIL}[/] / [bold]{DEMO_USER_PASSWORD}[/]"
+            )
     console.print(
         f"Leadboard on [bold]http://{host}:{port}[/] · "
         f"database {_safe_url(settings.database_url)} · "
@@ -92,7 +100,7 @@ async def _ensure_demo() -> Workspace | None:
     db = Database(get_settings().database_url)
     try:
         async with db.write() as session:
-            return await ensure_demo_workspace(session)
+            return await ensure_demo(session)
     finally:
         await db.dispose()
 
@@ -212,6 +220,65 @@ def workspace_list() -> None:
 
     for ws in asyncio.run(run()):
         console.print(f"{ws.id}\t{ws.slug}\t{ws.name}\tphone_number_id={ws.kapso_phone_number_id}")
+
+
+@main.group()
+def user() -> None:
+    """Manage users."""
+
+
+@user.command("create")
+@click.option("--email", required=True)
+@click.option("--workspace", "workspace_ref", required=True, help="Workspace name or slug.")
+@click.option("--role", type=click.Choice(ROLES), default="agent", show_default=True)
+@click.option("--name", default=None, help="Display name (defaults to the email's local part).")
+@click.option(
+    "--password", default=None, help="Prompted when omitted on a terminal, else generated."
+)
+def user_create(
+    email: str, workspace_ref: str, role: str, name: str | None, password: str | None
+) -> None:
+    """Create a user (or add an existing one to another workspace)."""
+    from app.migrate import upgrade
+    from app.workspaces.services import slugify
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    generated = False
+    if password is None:
+        if sys.stdin.isatty():
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        else:
+            password, generated = generate_password(), True
+
+    async def run() -> str:
+        db = Database(settings.database_url)
+        try:
+            async with db.write() as session:
+                ws = await by_slug(session, slugify(workspace_ref)) or await by_slug(
+                    session, workspace_ref
+                )
+                if ws is None:
+                    raise AccountError(f"no workspace {workspace_ref!r} (see `workspace list`)")
+                created = await create_user(
+                    session,
+                    email=email,
+                    password=password or "",
+                    workspace=ws,
+                    role=role,
+                    name=name,
+                )
+                return f"{created.email} is now {role} of {ws.name}"
+        finally:
+            await db.dispose()
+
+    try:
+        console.print(f"[green]{asyncio.run(run())}[/]")
+    except AccountError as exc:
+        console.print(f"[red]{exc}[/]")
+        sys.exit(1)
+    if generated:
+        console.print(f"Password (shown once): {password}")
 
 
 async def _lookup_secret(phone_number_id: str) -> str | None:

@@ -66,12 +66,13 @@ def _sqlite_path(url: str) -> Path | None:
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if not url.startswith("sqlite"):
         return create_async_engine(
-            url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True
+            url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
         )
     path = _sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+    # hide_parameters: errors and logs never carry message bodies or secrets.
+    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, hide_parameters=True)
     _tune_sqlite(engine)
     return engine
 

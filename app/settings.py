@@ -28,6 +28,7 @@ def _default_database_url() -> str:
 class Settings:
     database_url: str = field(default_factory=_default_database_url)
     redis_url: str | None = None  # unset: the in-process broker
+    redis_namespace: str = "leadboard"  # prefix of session, throttle and rate-limit keys
     secret_key: str = "dev-insecure-secret-change-me"
     public_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = 1_048_576  # Kapso batches stay far below 1 MiB
@@ -35,8 +36,12 @@ class Settings:
     sse_replay_limit: int = 500  # more missed events than this: the client reloads instead
     board_page_size: int = 50
     event_log_keep: int = 100_000  # change events kept for replay
+    reconcile_interval_minutes: int = 60  # how often reconciliation runs (worker or in-process)
     demo_workspace: bool = True  # create the demo workspace on first start
     log_level: str = "INFO"
+    rate_limit_webhooks_per_minute: int = 120_000  # per client address; Kapso sends in bursts
+    rate_limit_login_per_minute: int = 30
+    session_max_age_days: int = 14
 
     @property
     def is_sqlite(self) -> bool:
@@ -48,6 +53,7 @@ class Settings:
         return cls(
             database_url=os.environ.get("DATABASE_URL") or _default_database_url(),
             redis_url=os.environ.get("REDIS_URL") or None,
+            redis_namespace=os.environ.get("REDIS_NAMESPACE") or d.redis_namespace,
             secret_key=os.environ.get("SECRET_KEY") or d.secret_key,
             public_url=(os.environ.get("PUBLIC_URL") or d.public_url).rstrip("/"),
             max_body_bytes=_env_int("MAX_BODY_BYTES", d.max_body_bytes),
@@ -55,8 +61,18 @@ class Settings:
             sse_replay_limit=_env_int("SSE_REPLAY_LIMIT", d.sse_replay_limit),
             board_page_size=_env_int("BOARD_PAGE_SIZE", d.board_page_size),
             event_log_keep=_env_int("EVENT_LOG_KEEP", d.event_log_keep),
+            reconcile_interval_minutes=_env_int(
+                "RECONCILE_INTERVAL_MINUTES", d.reconcile_interval_minutes
+            ),
             demo_workspace=os.environ.get("DEMO_WORKSPACE", "1") not in ("0", "false", "no"),
             log_level=os.environ.get("LOG_LEVEL", d.log_level).upper(),
+            rate_limit_webhooks_per_minute=_env_int(
+                "RATE_LIMIT_WEBHOOKS_PER_MINUTE", d.rate_limit_webhooks_per_minute
+            ),
+            rate_limit_login_per_minute=_env_int(
+                "RATE_LIMIT_LOGIN_PER_MINUTE", d.rate_limit_login_per_minute
+            ),
+            session_max_age_days=_env_int("SESSION_MAX_AGE_DAYS", d.session_max_age_days),
         )
 
 

@@ -13,17 +13,16 @@ from collections.abc import AsyncIterator
 
 from litestar import Request, get
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException
 from litestar.params import FromQuery
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from app.accounts.web import Viewer
 from app.broker import RESYNC, Broker, Subscription
 from app.db import Database
 from app.events import Change, changes_after, latest_change_id, oldest_change_id
 from app.live import LiveRenderer
 from app.settings import Settings
 from app.workspaces.models import Workspace
-from app.workspaces.services import by_slug, list_workspaces
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +35,6 @@ def _parse_event_id(raw: str | None) -> int | None:
     except ValueError:
         return None
     return value if value >= 0 else None
-
-
-async def resolve_workspace(db: Database, slug: str | None) -> Workspace:
-    async with db.session() as session:
-        if slug:
-            workspace = await by_slug(session, slug)
-            if workspace is None:
-                raise NotFoundException(f"no workspace {slug!r}")
-            return workspace
-        workspaces = await list_workspaces(session)
-    if not workspaces:
-        raise NotFoundException("no workspace yet: create one with `leadboard workspace create`")
-    return workspaces[0]
 
 
 class LiveStream:
@@ -138,10 +124,11 @@ async def events_stream(
     broker: NamedDependency[Broker],
     renderer: NamedDependency[LiveRenderer],
     settings: NamedDependency[Settings],
-    ws: FromQuery[str | None] = None,
+    viewer: NamedDependency[Viewer],
     after: FromQuery[str | None] = None,
 ) -> EventSourceResponse:
-    workspace = await resolve_workspace(db, ws)
+    """Only the signed-in member's workspace: a crafted Last-Event-ID replays nothing else."""
+    workspace = viewer.workspace
     assert workspace.id is not None
     last_id = _parse_event_id(request.headers.get("last-event-id"))
     if last_id is None:

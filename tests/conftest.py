@@ -143,7 +143,11 @@ def sqlite_url(tmp_path: Path) -> str:
 # -- App -----------------------------------------------------------------------------------------
 def make_settings(database_url: str, redis_url: str | None = None, **overrides: object) -> Settings:
     values: dict[str, object] = dict(
-        database_url=database_url, redis_url=redis_url, demo_workspace=False, sse_ping_seconds=1.0
+        database_url=database_url,
+        redis_url=redis_url,
+        redis_namespace=f"test-{uuid.uuid4().hex[:8]}",  # each app its own sessions and counters
+        demo_workspace=False,
+        sse_ping_seconds=1.0,
     )
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -190,3 +194,42 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     database = Database(database_url)
     yield database
     await database.dispose()
+
+
+# -- people ----------------------------------------------------------------------------------------
+PASSWORD = "correct horse battery"
+
+
+async def add_user(
+    database_url: str, workspace: Workspace, email: str = "agent@example.com", role: str = "agent"
+) -> None:
+    from app.accounts.services import create_user
+
+    db = Database(database_url)
+    try:
+        async with db.write() as session:
+            await create_user(
+                session, email=email, password=PASSWORD, workspace=workspace, role=role
+            )
+    finally:
+        await db.dispose()
+
+
+async def sign_in(client: AsyncTestClient[Litestar], email: str, password: str = PASSWORD) -> int:
+    """Sign in like a browser: the form page sets the CSRF cookie, the form posts it back."""
+    await client.get("/login")
+    token = client.cookies.get("csrftoken", "")
+    response = await client.post(
+        "/login",
+        data={"email": email, "password": password, "_csrf_token": token, "next": "/"},
+        follow_redirects=False,
+    )
+    return response.status_code
+
+
+@pytest.fixture
+async def agent(client: AsyncTestClient[Litestar], database_url: str, workspace: Workspace) -> str:
+    """The test client, signed in as an agent of the workspace; returns the email."""
+    await add_user(database_url, workspace, "agent@example.com", "agent")
+    assert await sign_in(client, "agent@example.com") == 303
+    return "agent@example.com"

@@ -9,14 +9,16 @@ from app.ingest.samples import SampleLead, inbound_message, sign
 from tests.conftest import KAPSO_SECRET, PHONE_NUMBER_ID
 
 
-async def test_empty_board_explains_how_to_start(client: AsyncTestClient[Litestar]) -> None:
+async def test_empty_board_explains_how_to_start(
+    client: AsyncTestClient[Litestar], agent: str
+) -> None:
     response = await client.get("/")
     assert response.status_code == 200
     assert "No leads yet" in response.text and "/webhooks/kapso" in response.text
     assert response.headers["vary"] == "HX-Request"
 
 
-async def test_rows_are_rendered_and_escaped(client: AsyncTestClient[Litestar]) -> None:
+async def test_rows_are_rendered_and_escaped(client: AsyncTestClient[Litestar], agent: str) -> None:
     lead = SampleLead(
         phone="6281234567890", name='<img src=x onerror="alert(1)">', conversation_id="c1"
     )
@@ -37,7 +39,7 @@ async def test_rows_are_rendered_and_escaped(client: AsyncTestClient[Litestar]) 
     assert 'sse-connect="/events?ws=test-team&amp;after=1"' in page
 
 
-async def test_unknown_workspace_is_404(client: AsyncTestClient[Litestar]) -> None:
+async def test_unknown_workspace_is_404(client: AsyncTestClient[Litestar], agent: str) -> None:
     response = await client.get("/?ws=nope")
     assert response.status_code == 404 and "Traceback" not in response.text
 

@@ -9,7 +9,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery
 from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST, HTTP_404_NOT_FOUND
 
-from app.auth import provide_key_workspace
+from app.accounts.web import provide_api_workspace
 from app.broker import Broker
 from app.db import Database
 from app.events import LEAD_CHANGED, record_change
@@ -27,7 +27,7 @@ def _bad(message: str) -> Response[dict[str, Any]]:
 class ApiController(Controller):
     path = "/api"
     tags = ["api"]
-    dependencies = {"workspace": Provide(provide_key_workspace)}
+    dependencies = {"workspace": Provide(provide_api_workspace)}
 
     @get("/leads")
     async def leads(

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.broker import Broker
 from app.db import Database, insert_on_conflict, utcnow
@@ -117,6 +118,19 @@ class WorkspaceDirectory:
 
     def forget(self) -> None:
         self._cache.clear()
+
+
+async def apply_delivery(
+    session: AsyncSession, workspace_id: int, parsed: ParsedDelivery
+) -> tuple[ApplyResult, list[Change]]:
+    """Apply a delivery's records and add one change event per lead it touched, in the caller's
+    transaction (the webhook request and the inbox retry job both go through here)."""
+    applied = await apply_records(session, workspace_id, parsed.records)
+    changes = [
+        await record_change(session, workspace_id, LEAD_CHANGED, contact_id)
+        for contact_id in applied.contact_ids
+    ]
+    return applied, changes
 
 
 def _decode(raw_body: bytes) -> Any:
@@ -294,11 +308,7 @@ class IngestService:
             ).first()
             if existing is not None and existing.processed_at is not None:
                 raise _Duplicate()
-            applied = await apply_records(session, workspace_id, parsed.records)
-            changes = [
-                await record_change(session, workspace_id, LEAD_CHANGED, contact_id)
-                for contact_id in applied.contact_ids
-            ]
+            applied, changes = await apply_delivery(session, workspace_id, parsed)
             now = utcnow()
             if existing is not None:
                 # A delivery stored earlier whose processing failed: this redelivery completes it.

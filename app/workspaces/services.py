@@ -17,6 +17,8 @@ DEMO_NAME = "Demo Properti"
 DEMO_PHONE_NUMBER_ID = "109876543210987"  # the id Kapso's examples and our fixtures use
 DEMO_WEBHOOK_SECRET = "demo-webhook-secret"
 DEMO_SARAH_KEY = "demo-sarah-key"
+DEMO_USER_EMAIL = "demo@leadboard.local"
+DEMO_USER_PASSWORD = "demo-password"
 
 
 class WorkspaceError(ValueError):
