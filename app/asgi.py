@@ -28,10 +28,15 @@ from app.api.controllers import ApiController
 from app.auth import KeyDirectory
 from app.broker import Broker, create_broker
 from app.db import Database
+from app.i18n import language_middleware
+from app.i18n_controllers import switch_language
 from app.ingest.controllers import WebhookController
 from app.ingest.services import IngestService, WorkspaceDirectory
-from app.leads.controllers import board
+from app.leads.cache import BoardCache
+from app.leads.controllers import BoardController, LeadController
 from app.live import LiveRenderer
+from app.reconcile.controllers import SyncApiController, SyncController
+from app.reconcile.scheduler import InProcessScheduler
 from app.sarah.controllers import SarahController
 from app.sarah.services import SarahService
 from app.security import (
@@ -86,7 +91,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     broker = create_broker(settings.redis_url)
     directory = WorkspaceDirectory(db)
     ingest = IngestService(db, broker, directory)
-    renderer = LiveRenderer(db, env)
+    cache = BoardCache(db)
+    renderer = LiveRenderer(db, env, cache)
     keys = KeyDirectory(db)
     sarah = SarahService(db, broker)
     stores = _stores(settings)
@@ -106,9 +112,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
         await broker.start()
+        # No Redis, no arq worker: this process runs the background jobs itself.
+        scheduler = None if settings.redis_url else InProcessScheduler(db, broker, settings)
+        if scheduler is not None:
+            await scheduler.start()
         try:
             yield
         finally:
+            if scheduler is not None:
+                await scheduler.stop()
             await broker.stop()
             await limiter.close()
             await db.dispose()
@@ -119,11 +131,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[
             AuthController,
-            board,
+            BoardController,
+            LeadController,
+            switch_language,
             events_stream,
             WebhookController,
             SarahController,
             ApiController,
+            SyncController,
+            SyncApiController,
             healthz,
             create_static_files_router(
                 path="/static", directories=[STATIC_DIR], include_in_schema=False
@@ -136,6 +152,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "directory": provide(directory),
             "ingest": provide(ingest),
             "renderer": provide(renderer),
+            "cache": provide(cache),
             "keys": provide(keys),
             "sarah": provide(sarah),
             "throttle": provide(throttle),
@@ -145,6 +162,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         stores=stores,
         middleware=[
             security_headers_middleware,
+            language_middleware,
             rate_limit_middleware(limiter),
             ServerSideSessionConfig(
                 store="sessions",

@@ -356,5 +356,70 @@ def demo(
         sys.exit(1)
 
 
+@main.command()
+def worker() -> None:
+    """Run the arq worker: reconciliation cron, inbox retries, housekeeping (needs REDIS_URL)."""
+    settings = get_settings()
+    if not settings.redis_url:
+        console.print(
+            "[red]The worker needs REDIS_URL.[/] Without Redis, `leadboard serve` runs the same "
+            "jobs on an in-process schedule."
+        )
+        sys.exit(1)
+    from arq import run_worker
+
+    from workers.settings import WorkerSettings
+
+    console.print(
+        f"Worker on {_safe_url(settings.redis_url)} · database {_safe_url(settings.database_url)}"
+        f" · reconciliation every {settings.reconcile_interval_minutes} min"
+    )
+    run_worker(WorkerSettings)  # type: ignore[arg-type]
+
+
+@main.command()
+@click.option("--workspace", "slug", default=None, help="Only this workspace (slug).")
+def reconcile(slug: str | None) -> None:
+    """Flag stale leads now (what the hourly job does) and print what each run did."""
+    from app.broker import create_broker
+    from app.reconcile.services import ReconcileReport, reconcile_all, reconcile_workspace
+
+    settings = get_settings()
+
+    async def run() -> ReconcileReport | None:
+        db = Database(settings.database_url)
+        broker = create_broker(settings.redis_url)  # publish-only: open boards update live
+        try:
+            if slug is None:
+                return await reconcile_all(db, broker)
+            async with db.session() as session:
+                ws = await by_slug(session, slug)
+            if ws is None:
+                return None
+            return ReconcileReport(runs=(await reconcile_workspace(db, ws, broker=broker),))
+        finally:
+            await broker.stop()
+            await db.dispose()
+
+    report = asyncio.run(run())
+    if report is None:
+        console.print(f"[red]No workspace with slug {slug!r}[/]")
+        sys.exit(1)
+    if not report.runs:
+        console.print("No workspace with a Kapso phone number to reconcile.")
+    for r in report.runs:
+        outcome = f"[red]failed: {r.error}[/]" if r.error else "ok"
+        console.print(
+            f"{r.workspace_slug}: checked {r.checked}, stale {r.stale}, flagged {r.flagged}"
+            f" in {r.duration_ms} ms · {outcome}"
+        )
+    console.print(
+        f"Total: {len(report.runs)} workspaces, {report.checked} checked, {report.stale} stale,"
+        f" {report.flagged} flagged, {report.failed} failed"
+    )
+    if report.failed:
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     main()

@@ -1,7 +1,7 @@
 """Rendering change events into what the browser swaps: the lead's row and the stats header.
 
-Each process renders an event once, however many browsers it serves: concurrent streams share the
-same in-flight render.
+Each process renders an event once per language and time zone, however many browsers it serves:
+concurrent streams share the same in-flight render.
 """
 
 from __future__ import annotations
@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import timedelta
 
 from jinja2 import Environment
 
-from app.db import Database, utcnow
+from app.db import Database
 from app.events import LEAD_CHANGED, Change
-from app.leads.queries import board_stats, lead_row
+from app.i18n import language
+from app.leads.cache import BoardCache
+from app.leads.queries import lead_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,17 +27,27 @@ class LiveEvent:
 
 
 class LiveRenderer:
-    def __init__(self, db: Database, env: Environment, *, cache_size: int = 512) -> None:
+    def __init__(
+        self,
+        db: Database,
+        env: Environment,
+        cache: BoardCache | None = None,
+        *,
+        cache_size: int = 512,
+    ) -> None:
         self._db = db
         self._env = env
-        self._cache: OrderedDict[tuple[int, str], asyncio.Task[LiveEvent | None]] = OrderedDict()
+        self._board = cache or BoardCache(db)
+        self._cache: OrderedDict[tuple[int, str, str], asyncio.Task[LiveEvent | None]] = (
+            OrderedDict()
+        )
         self._cache_size = cache_size
 
-    async def render(self, change: Change, tz: str) -> LiveEvent | None:
-        key = (change.id, tz)
+    async def render(self, change: Change, tz: str, lang: str = "en") -> LiveEvent | None:
+        key = (change.id, tz, lang)
         task = self._cache.get(key)
         if task is None:
-            task = asyncio.ensure_future(self._render(change, tz))
+            task = asyncio.ensure_future(self._render(change, tz, lang))
             self._cache[key] = task
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
@@ -46,14 +57,15 @@ class LiveRenderer:
             self._cache.pop(key, None)
             raise
 
-    async def _render(self, change: Change, tz: str) -> LiveEvent | None:
+    async def _render(self, change: Change, tz: str, lang: str) -> LiveEvent | None:
         if change.kind != LEAD_CHANGED or change.contact_id is None:
             return None
         async with self._db.session() as session:
             row = await lead_row(session, change.workspace_id, change.contact_id)
-            if row is None:
-                return None
-            stats = await board_stats(session, change.workspace_id, utcnow() - timedelta(hours=24))
-        html = self._env.get_template("partials/_row.html").render(lead=row, tz=tz)
-        html += self._env.get_template("partials/_stats.html").render(stats=stats, oob=True)
+        if row is None:
+            return None
+        stats = await self._board.stats(change.workspace_id, tz)
+        with language(lang):
+            html = self._env.get_template("partials/_row.html").render(lead=row, tz=tz)
+            html += self._env.get_template("partials/_stats.html").render(stats=stats, oob=True)
         return LiveEvent(id=change.id, event="lead", data=html)

@@ -10,11 +10,12 @@ from app.notes.models import Note
 from app.reconcile.models import ReconciliationRun, WorkerHeartbeat
 from app.sarah.models import SarahState
 from app.sync.models import SyncFailure
-from app.workspaces.models import Workspace
+from app.workspaces.models import ApiToken, Workspace
 
 metadata = SQLModel.metadata
 
 __all__ = [
+    "ApiToken",
     "ChangeEventRow",
     "Contact",
     "Conversation",

@@ -20,6 +20,7 @@ from app.accounts.web import Viewer
 from app.broker import RESYNC, Broker, Subscription
 from app.db import Database
 from app.events import Change, changes_after, latest_change_id, oldest_change_id
+from app.i18n import current_language
 from app.live import LiveRenderer
 from app.settings import Settings
 from app.workspaces.models import Workspace
@@ -48,6 +49,7 @@ class LiveStream:
         subscription: Subscription,
         last_id: int | None,
         replay_limit: int,
+        lang: str = "en",
     ) -> None:
         assert workspace.id is not None
         self.db = db
@@ -57,6 +59,7 @@ class LiveStream:
         self.sub = subscription
         self.last_id = last_id
         self.replay_limit = replay_limit
+        self.lang = lang
         self._sent: set[int] = set()
 
     async def events(self) -> AsyncIterator[ServerSentEvent]:
@@ -111,7 +114,7 @@ class LiveStream:
         if len(self._sent) > 4096:
             self._sent = {i for i in self._sent if i > change.id - 2048}
         self.last_id = max(self.last_id or 0, change.id)
-        live = await self.renderer.render(change, self.tz)
+        live = await self.renderer.render(change, self.tz, self.lang)
         if live is None:
             return None
         return ServerSentEvent(data=live.data, event=live.event, id=str(live.id))
@@ -136,7 +139,15 @@ async def events_stream(
     # Subscribe now, before the response starts: events from here on are queued for this browser.
     subscription_cm = broker.subscribe(workspace.id)
     subscription = await subscription_cm.__aenter__()
-    stream = LiveStream(db, renderer, workspace, subscription, last_id, settings.sse_replay_limit)
+    stream = LiveStream(
+        db,
+        renderer,
+        workspace,
+        subscription,
+        last_id,
+        settings.sse_replay_limit,
+        lang=current_language.get(),
+    )
 
     async def body() -> AsyncIterator[ServerSentEvent]:
         try:

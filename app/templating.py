@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from app.i18n import LANGUAGE_NAMES, current_language, gettext_, ngettext_
+
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
 
@@ -18,17 +20,27 @@ def ago(moment: datetime | None, now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     seconds = int((now - moment).total_seconds())
     if seconds < 45:
-        return "just now"
+        return gettext_("just now")
     minutes = round(seconds / 60)
     if minutes < 60:
-        return f"{minutes} min ago"
+        return gettext_("%(n)s min ago", n=minutes)
     hours = round(seconds / 3600)
     if hours < 24:
-        return f"{hours} h ago"
+        return gettext_("%(n)s h ago", n=hours)
     days = round(seconds / 86400)
     if days < 30:
-        return f"{days} d ago"
+        return gettext_("%(n)s d ago", n=days)
     return moment.strftime("%d %b %Y")
+
+
+def number(value: int | float | None) -> str:
+    """Thousands separated the way the reader expects (1,234 in English, 1.234 in Indonesian)."""
+    if value is None:
+        return "—"
+    text = f"{value:,}" if isinstance(value, int) else f"{value:,.1f}"
+    if current_language.get() == "id":
+        text = text.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
+    return text
 
 
 def localtime(moment: datetime | None, tz: str = "Asia/Jakarta") -> str:
@@ -49,6 +61,11 @@ def create_environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         enable_async=False,
+        extensions=["jinja2.ext.i18n"],
     )
-    env.filters.update(ago=ago, localtime=localtime, isoformat=isoformat)
+    env.install_gettext_callables(gettext_, ngettext_, newstyle=True)  # type: ignore[attr-defined]
+    env.filters.update(ago=ago, localtime=localtime, isoformat=isoformat, number=number)
+    env.globals.update(
+        current_language=lambda: current_language.get(), LANGUAGE_NAMES=LANGUAGE_NAMES
+    )
     return env

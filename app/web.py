@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from litestar import Request
 from litestar.response import Template
 from litestar.utils.scope.state import ScopeState
 
 from app.accounts.web import Viewer
+
+
+def back_to(request: Request, fallback: str) -> str:
+    """Where a form posted without JavaScript returns: the page it came from, if it is ours."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc and referer.netloc == request.headers.get("host") and referer.path:
+        return referer.path + (f"?{referer.query}" if referer.query else "")
+    return fallback
 
 
 def csrf_token(request: Request) -> str:

@@ -1,83 +1,180 @@
-"""Board reads: keyset pagination by latest activity, cursors, stats."""
+"""Board reads: every filter, search, every sort with keyset pages, stats, facets, pipeline, CSV."""
 
 from __future__ import annotations
 
+import csv
+import io
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import insert
 
+from app.accounts.models import User
 from app.db import Database
+from app.leads.board import (
+    BoardQuery,
+    board_rows,
+    decode_cursor,
+    facet_counts,
+    pipeline_columns,
+    search_term,
+)
+from app.leads.export import csv_rows
 from app.leads.models import Contact
-from app.leads.queries import board_page, board_stats, decode_cursor, encode_cursor, lead_row
+from app.leads.queries import board_stats, lead_row
+from app.leads.services import search_text_for
 from app.templating import ago
 from app.workspaces.models import Workspace
 from tests.conftest import add_workspace
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+STATUSES = ["new", "qualified", "contacted", "converted", "archived"]
+TEMPS = ["hot", "warm", "lukewarm", "cold", None]
 
 
-async def seed(db: Database, workspace_id: int, n: int, *, same_time: bool = False) -> None:
+async def seed(db: Database, workspace_id: int, n: int, *, owner: int | None = None) -> None:
+    rows = []
+    for i in range(n):
+        name = f"Lead {i}"
+        business = "Katering" if i % 2 else "Bengkel motor"
+        location = "Bekasi" if i % 3 else "Depok"
+        phone = f"+628120000{workspace_id}{i:03d}"
+        rows.append(dict(
+            workspace_id=workspace_id, phone_e164=phone, name=name, status=STATUSES[i % 5],
+            temperature=TEMPS[i % 5], score=None if i % 7 == 0 else (i * 13) % 101,
+            phase="qualifying" if i % 4 == 0 else "greeting", business_type=business,
+            location=location, owner_user_id=owner if i % 2 == 0 else None,
+            needs_reply=i % 3 == 0, message_count=1,
+            stale_flagged_at=NOW - timedelta(hours=1) if i % 10 == 0 else None,
+            last_activity_at=NOW - timedelta(hours=2 if i % 10 == 0 else 0, minutes=i % 6),
+            created_at=NOW - timedelta(days=i % 9), updated_at=NOW,
+            search_text=search_text_for(name=name, business_type=business, location=location,
+                                        phone_e164=phone),
+        ))
     async with db.write() as session:
-        await session.execute(
-            insert(Contact.__table__),  # type: ignore[attr-defined]
-            [
-                dict(
-                    workspace_id=workspace_id,
-                    phone_e164=f"+62812000{workspace_id}{i:04d}",
-                    name=f"Lead {i}",
-                    status="new",
-                    message_count=1,
-                    temperature="hot" if i % 3 == 0 else "warm",
-                    last_activity_at=NOW if same_time else NOW - timedelta(minutes=i),
-                    created_at=NOW,
-                    updated_at=NOW,
-                )
-                for i in range(n)
-            ],
-        )
+        await session.execute(insert(Contact.__table__), rows)  # type: ignore[attr-defined]
 
 
-async def test_pages_walk_every_lead_once_in_order(db: Database, workspace: Workspace) -> None:
-    await seed(db, workspace.id, 23, same_time=True)  # type: ignore[arg-type]
+async def walk(db: Database, ws: int, query: BoardQuery, user: int | None = None) -> list[int]:
+    """Every id the query shows, page by page, with no repeats."""
     seen: list[int] = []
-    cursor = None
     async with db.session() as session:
         while True:
-            page = await board_page(session, workspace.id, cursor=cursor, page_size=10)  # type: ignore[arg-type]
+            page = await board_rows(session, ws, query, user)
             seen.extend(r.id for r in page.rows)
             if page.next_cursor is None:
-                break
-            cursor = page.next_cursor
-    assert len(seen) == 23 and len(set(seen)) == 23
-    assert seen == sorted(seen, reverse=True)  # ties on activity break by id, newest first
+                return seen
+            query = replace(query, cursor=page.next_cursor)
 
 
-async def test_latest_activity_first_and_scoped_to_workspace(
-    db: Database, workspace: Workspace, database_url: str
+async def contacts_of(db: Database, ws: int) -> list[Contact]:
+    from sqlalchemy import select
+
+    async with db.session() as session:
+        return list((await session.execute(select(Contact).where(Contact.workspace_id == ws))).scalars())
+
+
+@pytest.mark.parametrize("sort", ["activity", "score", "newest"])
+async def test_every_sort_pages_through_every_lead_once_in_order(
+    db: Database, workspace: Workspace, sort: str
 ) -> None:
-    other = await add_workspace(database_url, name="Other", phone_number_id="222")
-    await seed(db, workspace.id, 5)  # type: ignore[arg-type]
-    await seed(db, other.id, 7)  # type: ignore[arg-type]
+    await seed(db, workspace.id, 37)  # type: ignore[arg-type]
+    ids = await walk(db, workspace.id, BoardQuery(sort=sort, size=25))  # type: ignore[arg-type]
+    assert len(ids) == 37 and len(set(ids)) == 37
+    by_id = {c.id: c for c in await contacts_of(db, workspace.id)}  # type: ignore[arg-type]
+    key = {
+        "activity": lambda c: (c.last_activity_at, c.id),
+        "score": lambda c: (c.score if c.score is not None else -1, c.id),
+        "newest": lambda c: (c.created_at, c.id),
+    }[sort]
+    assert ids == sorted(ids, key=lambda i: key(by_id[i]), reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("params", "check"),
+    [
+        ({"status": "qualified"}, lambda c, me: c.status == "qualified"),
+        ({"temperature": "hot"}, lambda c, me: c.temperature == "hot"),
+        ({"phase": "qualifying"}, lambda c, me: c.phase == "qualifying"),
+        ({"business_type": "Katering"}, lambda c, me: c.business_type == "Katering"),
+        ({"location": "Depok"}, lambda c, me: c.location == "Depok"),
+        ({"owner": "me"}, lambda c, me: c.owner_user_id == me),
+        ({"owner": "none"}, lambda c, me: c.owner_user_id is None),
+        ({"needs_reply": "1"}, lambda c, me: c.needs_reply),
+        ({"stale": "1"}, lambda c, me: c.stale_flagged_at is not None),
+        ({"q": "lead 1"}, lambda c, me: "lead 1" in c.name.lower()),
+        ({"q": "0812-0000"}, lambda c, me: True),
+        ({"status": "new", "temperature": "hot", "sort": "score"}, lambda c, me: c.status == "new" and c.temperature == "hot"),
+    ],
+)
+async def test_filters_match_exactly_the_right_leads(
+    db: Database, workspace: Workspace, database_url: str, params: dict, check: object
+) -> None:
+    async with db.write() as session:
+        me = (await session.execute(
+            insert(User.__table__).values(email="me@example.com", name="Me", created_at=NOW)  # type: ignore[attr-defined]
+            .returning(User.__table__.c.id)  # type: ignore[attr-defined]
+        )).scalar_one()
+    await seed(db, workspace.id, 40, owner=me)  # type: ignore[arg-type]
+    other = await add_workspace(database_url, name="Other", phone_number_id="9")
+    await seed(db, other.id, 10, owner=me)  # type: ignore[arg-type]
+    query = BoardQuery.from_params(params)
+    ids = set(await walk(db, workspace.id, query, me))  # type: ignore[arg-type]
+    expected = {c.id for c in await contacts_of(db, workspace.id) if check(c, me)}  # type: ignore[arg-type,operator]
+    assert ids == expected and ids
+
+
+def test_query_round_trips_through_the_url() -> None:
+    query = BoardQuery.from_params({"status": "new", "needs_reply": "on", "sort": "score", "size": "25",
+                                    "q": "budi", "bogus": "x", "temperature": "boiling"})
+    assert query.params() == {"status": "new", "needs_reply": "1", "sort": "score", "size": "25", "q": "budi"}
+    assert BoardQuery.from_params(query.params()) == query
+    assert query.url("/export.csv").startswith("/export.csv?status=new")
+    assert BoardQuery.from_params({"size": "7"}).size == 50  # only the offered page sizes
+
+
+def test_search_terms() -> None:
+    assert search_term("0812-3456") == "8123456"
+    assert search_term("+62 812 3456") == "8123456"
+    assert search_term("  Budi ") == "budi"
+    assert decode_cursor("score", "garbage!!") is None
+
+
+async def test_stats_facets_pipeline_and_scoping(db: Database, workspace: Workspace, database_url: str) -> None:
+    await seed(db, workspace.id, 20)  # type: ignore[arg-type]
+    other = await add_workspace(database_url, name="Other", phone_number_id="9")
+    await seed(db, other.id, 5)  # type: ignore[arg-type]
     async with db.session() as session:
-        page = await board_page(session, workspace.id, cursor=None, page_size=50)  # type: ignore[arg-type]
-        stats = await board_stats(session, workspace.id, NOW - timedelta(hours=24))  # type: ignore[arg-type]
-        foreign = await lead_row(session, workspace.id, 9999)  # type: ignore[arg-type]
-        assert await lead_row(session, other.id, page.rows[0].id) is None  # type: ignore[arg-type]
-    assert [r.display_name for r in page.rows] == [f"Lead {i}" for i in range(5)]
-    assert (stats.total, stats.hot, stats.active_today) == (5, 2, 5)
-    assert foreign is None
+        stats = await board_stats(session, workspace.id, NOW - timedelta(days=1))  # type: ignore[arg-type]
+        statuses = dict(await facet_counts(session, workspace.id, "status"))  # type: ignore[arg-type]
+        columns = await pipeline_columns(session, workspace.id, BoardQuery(), None)  # type: ignore[arg-type]
+        theirs = (await contacts_of(db, other.id))[0]  # type: ignore[arg-type]
+        assert await lead_row(session, workspace.id, theirs.id) is None  # type: ignore[arg-type]
+    assert (stats.total, stats.hot, stats.warm, stats.needs_reply) == (20, 4, 4, 7)
+    assert statuses == {"new": 4, "qualified": 4, "contacted": 4, "converted": 4, "archived": 4}
+    assert [(c.status, c.count, len(c.cards)) for c in columns] == [(s, 4, 4) for s in STATUSES]
 
 
-def test_cursor_round_trip_and_garbage() -> None:
-    assert decode_cursor("not-a-cursor!!") is None
-    assert decode_cursor(None) is None
+async def test_csv_export_streams_the_filtered_view(db: Database, workspace: Workspace) -> None:
+    await seed(db, workspace.id, 2300)  # more than two export batches
+    chunks = [c async for c in csv_rows(db, workspace.id, BoardQuery(temperature="hot"), None, "Asia/Jakarta")]  # type: ignore[arg-type]
+    assert len(chunks) >= 1
+    rows = list(csv.reader(io.StringIO("".join(chunks).lstrip("\ufeff"))))
+    assert rows[0][:4] == ["id", "name", "phone", "status"]
+    assert len(rows) - 1 == 460 and {r[4] for r in rows[1:]} == {"hot"}
+    everyone = [c async for c in csv_rows(db, workspace.id, BoardQuery(), None, "Asia/Jakarta")]  # type: ignore[arg-type]
+    assert len(everyone) == 3  # 1000 + 1000 + 300: streamed in batches, not built in memory
+    assert sum(len(list(csv.reader(io.StringIO(c)))) for c in everyone) == 2301
 
 
-async def test_cursor_encodes_position(db: Database, workspace: Workspace) -> None:
-    await seed(db, workspace.id, 1)  # type: ignore[arg-type]
-    async with db.session() as session:
-        row = (await board_page(session, workspace.id, cursor=None, page_size=5)).rows[0]  # type: ignore[arg-type]
-    assert decode_cursor(encode_cursor(row)) == (row.last_activity_at, row.id)
+async def test_csv_cells_cannot_become_formulas(db: Database, workspace: Workspace) -> None:
+    async with db.write() as session:
+        await session.execute(insert(Contact.__table__).values(  # type: ignore[attr-defined]
+            workspace_id=workspace.id, name="=HYPERLINK(\"http://x\")", status="new", message_count=0,
+            last_activity_at=NOW, created_at=NOW, updated_at=NOW))
+    text = "".join([c async for c in csv_rows(db, workspace.id, BoardQuery(), None, "UTC")])  # type: ignore[arg-type]
+    assert "'=HYPERLINK" in text
 
 
 def test_relative_times() -> None:

@@ -1,48 +1,293 @@
-"""The board page: the same template serves the full page and the htmx refresh of #board."""
+"""The board (table and pipeline), its CSV export, and the lead page with its actions.
+
+Thin: parse the request, call a service, render. Pages render whole for a browser and as the
+swapped fragment for htmx (same templates), and every form works without JavaScript.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
-from litestar import Request, get
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromQuery
-from litestar.response import Template
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotFoundException
+from litestar.params import Body, FromQuery
+from litestar.response import Redirect, Stream, Template
+from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
 
+from app.accounts.services import members_of
 from app.accounts.web import Viewer
-from app.db import Database, utcnow
-from app.events import latest_change_id
-from app.leads.queries import board_page, board_stats
+from app.broker import Broker
+from app.db import Database
+from app.events import Change, latest_change_id
+from app.leads import actions
+from app.leads.board import STATUSES, BoardQuery, board_rows, pipeline_columns
+from app.leads.cache import BoardCache
+from app.leads.changes import StatusError
+from app.leads.export import csv_rows
+from app.leads.queries import lead_row
+from app.leads.timeline import timeline
+from app.notes.services import NoteError
 from app.settings import Settings
-from app.web import page
+from app.web import back_to, page
+
+FormBody = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 
-@get("/", name="board", include_in_schema=False)
-async def board(
-    request: Request,
-    db: NamedDependency[Database],
-    settings: NamedDependency[Settings],
-    viewer: NamedDependency[Viewer],
-    cursor: FromQuery[str | None] = None,
-) -> Template:
-    workspace_id = viewer.workspace_id
-    async with db.session() as session:
-        # Read the event position first: anything committed after it is replayed by the stream.
-        last_event_id = await latest_change_id(session, workspace_id)
-        rows = await board_page(
-            session, workspace_id, cursor=cursor, page_size=settings.board_page_size
+def _is_htmx(request: Request) -> bool:
+    return bool(request.headers.get("hx-request"))
+
+
+class BoardController(Controller):
+    path = "/"
+    include_in_schema = False
+
+    @get("/", name="board")
+    async def board(
+        self,
+        request: Request,
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        viewer: NamedDependency[Viewer],
+        cache: NamedDependency[BoardCache],
+    ) -> Template:
+        query = BoardQuery.from_params(request.query_params, settings.board_page_size)
+        ws = viewer.workspace_id
+        async with db.session() as session:
+            # The event position first: whatever commits after it reaches the page as a replay.
+            last_event_id = await latest_change_id(session, ws)
+            if query.view == "pipeline":
+                columns = await pipeline_columns(session, ws, query, viewer.user_id)
+                rows = None
+            else:
+                rows = await board_rows(session, ws, query, viewer.user_id)
+                columns = None
+            members = await members_of(session, ws)
+        fragment = _is_htmx(request) and request.headers.get("hx-target") == "board-view"
+        return page(
+            "partials/_board_view.html" if fragment else "board.html",
+            request,
+            viewer,
+            workspace=viewer.workspace,
+            query=query,
+            page=rows,
+            columns=columns,
+            statuses=STATUSES,
+            members=members,
+            stats=await cache.stats(ws, viewer.workspace.timezone),
+            facets=await cache.facets(ws),
+            oob=False,
+            last_event_id=last_event_id,
+            webhook_url=f"{settings.public_url}/webhooks/kapso",
         )
-        stats = await board_stats(session, workspace_id, utcnow() - timedelta(hours=24))
-    return page(
-        "board.html",
-        request,
-        viewer,
-        workspace=viewer.workspace,
-        page=rows,
-        stats=stats,
-        oob=False,
-        page_size=settings.board_page_size,
-        last_event_id=last_event_id,
-        request_path=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
-        webhook_url=f"{settings.public_url}/webhooks/kapso",
-    )
+
+    @get("/export.csv")
+    async def export(
+        self,
+        request: Request,
+        db: NamedDependency[Database],
+        viewer: NamedDependency[Viewer],
+    ) -> Stream:
+        """The current filtered view as CSV, streamed in keyset batches (flat memory)."""
+        query = BoardQuery.from_params(request.query_params)
+
+        async def body() -> AsyncIterator[str]:
+            async for chunk in csv_rows(
+                db, viewer.workspace_id, query, viewer.user_id, viewer.workspace.timezone
+            ):
+                yield chunk
+
+        name = f"leads-{viewer.workspace.slug}.csv"
+        return Stream(
+            body(),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="{name}"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+
+class LeadController(Controller):
+    path = "/leads"
+    include_in_schema = False
+
+    @get("/{lead_id:int}")
+    async def show(
+        self,
+        request: Request,
+        lead_id: int,
+        db: NamedDependency[Database],
+        viewer: NamedDependency[Viewer],
+        before: FromQuery[str | None] = None,
+    ) -> Template:
+        ws = viewer.workspace_id
+        async with db.session() as session:
+            lead = await lead_row(session, ws, lead_id)
+            if lead is None:
+                raise NotFoundException("no such lead")  # another workspace's id: the same answer
+            details = await _details(session, ws, lead_id)
+            items = await timeline(session, ws, lead_id, cursor=before)
+            members = await members_of(session, ws)
+            last_event_id = await latest_change_id(session, ws)
+        target = request.headers.get("hx-target") if _is_htmx(request) else None
+        template = {
+            "timeline-more": "partials/_timeline_items.html",
+            "lead-live": "partials/_lead_live.html",
+        }.get(target or "", "lead.html")
+        return page(
+            template,
+            request,
+            viewer,
+            workspace=viewer.workspace,
+            lead=lead,
+            details=details,
+            timeline=items,
+            members=members,
+            statuses=STATUSES,
+            last_event_id=last_event_id,
+            error=request.query_params.get("error"),
+        )
+
+    async def _act(
+        self,
+        request: Request,
+        lead_id: int,
+        db: Database,
+        broker: Broker,
+        action: Any,
+    ) -> Response[Any]:
+        try:
+            async with db.write() as session:
+                change: Change | None = await action(session)
+        except LookupError:
+            raise NotFoundException("no such lead") from None
+        except (StatusError, NoteError, actions.ActionError) as exc:
+            if _is_htmx(request):
+                return Response({"error": str(exc)}, status_code=HTTP_400_BAD_REQUEST)
+            return Redirect(f"/leads/{lead_id}?error={exc}", status_code=HTTP_303_SEE_OTHER)
+        if change is not None:
+            await broker.publish([change])
+        if _is_htmx(request):
+            # The page refreshes from the live event; answer at once with nothing to swap.
+            return Response(b"", status_code=204, headers={"HX-Trigger": "lead-changed"})
+        return Redirect(back_to(request, f"/leads/{lead_id}"), status_code=HTTP_303_SEE_OTHER)
+
+    @post("/{lead_id:int}/status")
+    async def status(
+        self,
+        request: Request,
+        lead_id: int,
+        data: FormBody,
+        db: NamedDependency[Database],
+        broker: NamedDependency[Broker],
+        viewer: NamedDependency[Viewer],
+    ) -> Response[Any]:
+        new = (data.get("status") or "").strip()
+        return await self._act(
+            request,
+            lead_id,
+            db,
+            broker,
+            lambda s: actions.change_status(s, viewer.workspace_id, lead_id, new, viewer.user.name),
+        )
+
+    @post("/{lead_id:int}/claim")
+    async def claim(
+        self,
+        request: Request,
+        lead_id: int,
+        db: NamedDependency[Database],
+        broker: NamedDependency[Broker],
+        viewer: NamedDependency[Viewer],
+    ) -> Response[Any]:
+        return await self._act(
+            request,
+            lead_id,
+            db,
+            broker,
+            lambda s: actions.assign_owner(s, viewer.workspace_id, lead_id, viewer.user_id),
+        )
+
+    @post("/{lead_id:int}/owner")
+    async def owner(
+        self,
+        request: Request,
+        lead_id: int,
+        data: FormBody,
+        db: NamedDependency[Database],
+        broker: NamedDependency[Broker],
+        viewer: NamedDependency[Viewer],
+    ) -> Response[Any]:
+        raw = (data.get("owner") or "").strip()
+        owner_id = int(raw) if raw.isdigit() else None
+        return await self._act(
+            request,
+            lead_id,
+            db,
+            broker,
+            lambda s: actions.assign_owner(s, viewer.workspace_id, lead_id, owner_id),
+        )
+
+    @post("/{lead_id:int}/notes")
+    async def add_note(
+        self,
+        request: Request,
+        lead_id: int,
+        data: FormBody,
+        db: NamedDependency[Database],
+        broker: NamedDependency[Broker],
+        viewer: NamedDependency[Viewer],
+    ) -> Response[Any]:
+        body = data.get("body") or ""
+        return await self._act(
+            request,
+            lead_id,
+            db,
+            broker,
+            lambda s: actions.note(
+                s,
+                viewer.workspace_id,
+                lead_id,
+                body,
+                user_id=viewer.user_id,
+                author_name=viewer.user.name,
+            ),
+        )
+
+
+async def _details(session: Any, workspace_id: int, lead_id: int) -> dict[str, Any]:
+    from sqlalchemy import select
+
+    from app.leads.models import Contact
+
+    c = Contact.__table__  # type: ignore[attr-defined]
+    row = (
+        await session.execute(
+            select(
+                c.c.name,
+                c.c.profile_name,
+                c.c.username,
+                c.c.phone_e164,
+                c.c.bsuid,
+                c.c.business_type,
+                c.c.location,
+                c.c.business_duration,
+                c.c.team_size,
+                c.c.pain_points,
+                c.c.goals,
+                c.c.priority,
+                c.c.urgency_level,
+                c.c.language,
+                c.c.phase,
+                c.c.status_source,
+                c.c.status_changed_at,
+                c.c.status_changed_by,
+                c.c.created_at,
+                c.c.last_contact_at,
+            ).where(c.c.workspace_id == workspace_id, c.c.id == lead_id)
+        )
+    ).one()
+    return dict(row._mapping)

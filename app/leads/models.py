@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKeyConstraint, Index, UniqueConstraint
+from sqlalchemy import JSON, ForeignKeyConstraint, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime, utcnow
@@ -16,6 +16,22 @@ class Contact(SQLModel, table=True):
         UniqueConstraint("workspace_id", "phone_e164", name="uq_contacts_workspace_phone"),
         UniqueConstraint("workspace_id", "bsuid", name="uq_contacts_workspace_bsuid"),
         Index("ix_contacts_board", "workspace_id", "last_activity_at", "id"),
+        # One index per filter and sort the board offers: every view of 100,000 leads is a
+        # short index walk, never a scan.
+        Index("ix_contacts_ws_score", "workspace_id", text("coalesce(score, -1)"), "id"),
+        Index("ix_contacts_ws_created", "workspace_id", "created_at", "id"),
+        Index("ix_contacts_ws_status", "workspace_id", "status", "last_activity_at", "id"),
+        Index(
+            "ix_contacts_ws_temperature", "workspace_id", "temperature", "last_activity_at", "id"
+        ),
+        Index("ix_contacts_ws_phase", "workspace_id", "phase", "last_activity_at", "id"),
+        Index("ix_contacts_ws_owner", "workspace_id", "owner_user_id", "last_activity_at", "id"),
+        Index(
+            "ix_contacts_ws_needs_reply", "workspace_id", "needs_reply", "last_activity_at", "id"
+        ),
+        Index("ix_contacts_ws_business", "workspace_id", "business_type", "last_activity_at"),
+        Index("ix_contacts_ws_location", "workspace_id", "location", "last_activity_at"),
+        Index("ix_contacts_ws_hot", "workspace_id", "hot_since"),
         ForeignKeyConstraint(["owner_user_id"], ["users.id"], name="fk_contacts_owner_user_id"),
     )
 
@@ -42,6 +58,10 @@ class Contact(SQLModel, table=True):
     owner_user_id: int | None = Field(default=None)
     hot_since: datetime | None = Field(default=None, sa_type=UTCDateTime)  # until replied/claimed
     stale_flagged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Their last message is newer than our last reply (kept on write, so the filter is indexed).
+    needs_reply: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
+    # Lower-case name, profile name, username, business, location and phone digits, for search.
+    search_text: str = Field(default="", sa_column_kwargs={"server_default": ""})
     status_source: str = Field(
         default="system", max_length=20, sa_column_kwargs={"server_default": "system"}
     )  # system | bot | human

@@ -1,20 +1,23 @@
-"""Reads for the board: one page of lead rows (keyset on last activity), one row, the stats."""
+"""Reads for the board: lead rows (the one row partial's data), one row, the stats header."""
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accounts.models import User
 from app.leads.models import Contact
 from app.phones import display_phone
 
 contacts = Contact.__table__  # type: ignore[attr-defined]
+users = User.__table__  # type: ignore[attr-defined]
+REPLY_WINDOW = timedelta(hours=24)
 
-_ROW_COLUMNS = (
+ROW_COLUMNS = (
     contacts.c.id,
     contacts.c.name,
     contacts.c.profile_name,
@@ -33,7 +36,18 @@ _ROW_COLUMNS = (
     contacts.c.business_type,
     contacts.c.location,
     contacts.c.pain_points,
+    contacts.c.owner_user_id,
+    contacts.c.hot_since,
+    contacts.c.stale_flagged_at,
+    contacts.c.needs_reply,
+    contacts.c.created_at,
+    users.c.name.label("owner_name"),
 )
+ROW_FROM = contacts.outerjoin(users, users.c.id == contacts.c.owner_user_id)
+
+
+def row_select(*extra: Any) -> Any:
+    return select(*ROW_COLUMNS, *extra).select_from(ROW_FROM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +67,12 @@ class LeadRow:
     business_type: str | None = None
     location: str | None = None
     pain_points: tuple[str, ...] = ()
+    owner_id: int | None = None
+    owner_name: str | None = None
+    hot_since: datetime | None = None
+    stale_flagged_at: datetime | None = None
+    needs_reply: bool = False
+    created_at: datetime | None = None
 
     @property
     def phase_label(self) -> str:
@@ -68,43 +88,43 @@ class LeadRow:
         parts = [p for p in self.display_name.replace("+", "").split() if p[:1].isalnum()]
         return "".join(p[0] for p in parts[:2]).upper() or "?"
 
+    @property
+    def is_stale(self) -> bool:
+        """Flagged by reconciliation and quiet since."""
+        return self.stale_flagged_at is not None and self.stale_flagged_at >= self.last_activity_at
 
-def _row(r: object) -> LeadRow:
-    phone = display_phone(r.phone_e164)  # type: ignore[attr-defined]
-    name = r.name or r.profile_name or r.username or phone or r.bsuid or "Unknown"  # type: ignore[attr-defined]
+    @property
+    def reply_window_ends(self) -> datetime | None:
+        """WhatsApp's 24-hour customer-service window, from their last message."""
+        return self.last_inbound_at + REPLY_WINDOW if self.last_inbound_at else None
+
+
+def to_lead_row(r: Any) -> LeadRow:
+    phone = display_phone(r.phone_e164)
+    name = r.name or r.profile_name or r.username or phone or r.bsuid or "Unknown"
     return LeadRow(
-        id=r.id,  # type: ignore[attr-defined]
+        id=r.id,
         display_name=name,
-        phone=phone or (r.bsuid or ""),  # type: ignore[attr-defined]
-        status=r.status,  # type: ignore[attr-defined]
-        temperature=r.temperature,  # type: ignore[attr-defined]
-        score=r.score,  # type: ignore[attr-defined]
-        preview=r.last_message_preview or "",  # type: ignore[attr-defined]
-        preview_direction=r.last_message_direction,  # type: ignore[attr-defined]
-        message_count=r.message_count,  # type: ignore[attr-defined]
-        last_activity_at=r.last_activity_at,  # type: ignore[attr-defined]
-        last_inbound_at=r.last_inbound_at,  # type: ignore[attr-defined]
-        phase=r.phase,  # type: ignore[attr-defined]
-        business_type=r.business_type,  # type: ignore[attr-defined]
-        location=r.location,  # type: ignore[attr-defined]
-        pain_points=tuple(r.pain_points or ()),  # type: ignore[attr-defined]
+        phone=phone or (r.bsuid or ""),
+        status=r.status,
+        temperature=r.temperature,
+        score=r.score,
+        preview=r.last_message_preview or "",
+        preview_direction=r.last_message_direction,
+        message_count=r.message_count,
+        last_activity_at=r.last_activity_at,
+        last_inbound_at=r.last_inbound_at,
+        phase=r.phase,
+        business_type=r.business_type,
+        location=r.location,
+        pain_points=tuple(r.pain_points or ()),
+        owner_id=r.owner_user_id,
+        owner_name=r.owner_name,
+        hot_since=r.hot_since,
+        stale_flagged_at=r.stale_flagged_at,
+        needs_reply=bool(r.needs_reply),
+        created_at=r.created_at,
     )
-
-
-def encode_cursor(row: LeadRow) -> str:
-    raw = f"{row.last_activity_at.isoformat()}|{row.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
-    if not cursor:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, _, ident = raw.partition("|")
-        return datetime.fromisoformat(at), int(ident)
-    except (ValueError, UnicodeDecodeError):
-        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,62 +134,56 @@ class BoardPage:
     is_first: bool
 
 
-async def board_page(
-    session: AsyncSession, workspace_id: int, *, cursor: str | None, page_size: int
-) -> BoardPage:
-    """Leads by latest activity; keyset pagination, so page 1,000 costs what page 1 costs."""
-    query = select(*_ROW_COLUMNS).where(contacts.c.workspace_id == workspace_id)
-    position = decode_cursor(cursor)
-    if position is not None:
-        at, ident = position
-        query = query.where(
-            or_(
-                contacts.c.last_activity_at < at,
-                and_(contacts.c.last_activity_at == at, contacts.c.id < ident),
-            )
-        )
-    query = query.order_by(contacts.c.last_activity_at.desc(), contacts.c.id.desc()).limit(
-        page_size + 1
-    )
-    rows = [_row(r) for r in await session.execute(query)]
-    more = len(rows) > page_size
-    rows = rows[:page_size]
-    return BoardPage(
-        rows=rows,
-        next_cursor=encode_cursor(rows[-1]) if more and rows else None,
-        is_first=position is None,
-    )
-
-
 async def lead_row(session: AsyncSession, workspace_id: int, contact_id: int) -> LeadRow | None:
     found = (
         await session.execute(
-            select(*_ROW_COLUMNS).where(
-                contacts.c.workspace_id == workspace_id, contacts.c.id == contact_id
-            )
+            row_select().where(contacts.c.workspace_id == workspace_id, contacts.c.id == contact_id)
         )
     ).first()
-    return _row(found) if found is not None else None
+    return to_lead_row(found) if found is not None else None
 
 
 @dataclass(frozen=True, slots=True)
 class BoardStats:
     total: int
     hot: int
-    active_today: int
+    warm: int
+    lukewarm: int
+    cold: int
+    average_score: float | None
+    new_today: int
+    needs_reply: int
 
 
-async def board_stats(session: AsyncSession, workspace_id: int, since: datetime) -> BoardStats:
+async def board_stats(
+    session: AsyncSession, workspace_id: int, today_start: datetime
+) -> BoardStats:
+    """The header: one pass over the workspace's index entries."""
+    c = contacts.c
     row = (
         await session.execute(
             select(
                 func.count(),
-                func.count().filter(contacts.c.temperature == "hot"),
-                func.count().filter(contacts.c.last_activity_at >= since),
-            ).where(contacts.c.workspace_id == workspace_id)
+                func.count().filter(c.temperature == "hot"),
+                func.count().filter(c.temperature == "warm"),
+                func.count().filter(c.temperature == "lukewarm"),
+                func.count().filter(c.temperature == "cold"),
+                func.avg(c.score),
+                func.count().filter(c.created_at >= today_start),
+                func.count().filter(c.needs_reply.is_(True)),
+            ).where(c.workspace_id == workspace_id)
         )
     ).one()
-    return BoardStats(total=row[0], hot=row[1], active_today=row[2])
+    return BoardStats(
+        total=row[0],
+        hot=row[1],
+        warm=row[2],
+        lukewarm=row[3],
+        cold=row[4],
+        average_score=round(float(row[5]), 1) if row[5] is not None else None,
+        new_today=row[6],
+        needs_reply=row[7],
+    )
 
 
 _API_COLUMNS = (

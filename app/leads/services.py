@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import insert_on_conflict, utcnow
@@ -34,6 +34,11 @@ conversations = Conversation.__table__  # type: ignore[attr-defined]
 messages = Message.__table__  # type: ignore[attr-defined]
 
 PREVIEW_CHARS = 280
+SEARCH_FIELDS = frozenset(
+    {"name", "profile_name", "username", "phone_e164", "business_type", "location"}
+)
+# Outbound messages a person sent (the WhatsApp Business app), as opposed to the bot's API sends.
+HUMAN_ORIGINS = frozenset({"business_app"})
 
 
 def _not_future(at: datetime, now: datetime) -> datetime:
@@ -124,6 +129,9 @@ async def find_or_create_contact(
             bsuid=lead.bsuid,
             username=lead.username,
             profile_name=lead.profile_name,
+            search_text=search_text_for(
+                profile_name=lead.profile_name, username=lead.username, phone_e164=lead.phone_e164
+            ),
             status="new",
             message_count=0,
             last_activity_at=_not_future(at, now),
@@ -239,13 +247,17 @@ async def _apply_message(
             result.touch(contact.id)
         return
     result.new_messages += 1
-    contact_values.update(_activity_updates(contact, record.direction, record.body, sent_at))
+    contact_values.update(
+        _activity_updates(contact, record.direction, record.body, sent_at, record.origin)
+    )
     contact_values["message_count"] = contacts.c.message_count + 1
     await _update_contact(session, contact.id, contact_values, now)
     result.touch(contact.id)
 
 
-def _activity_updates(contact: Any, direction: str, body: str, at: datetime) -> dict[str, Any]:
+def _activity_updates(
+    contact: Any, direction: str, body: str, at: datetime, origin: str | None = None
+) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if at >= contact.last_activity_at:
         values["last_activity_at"] = at
@@ -255,8 +267,15 @@ def _activity_updates(contact: Any, direction: str, body: str, at: datetime) -> 
     if direction == "inbound":
         if contact.last_inbound_at is None or at > contact.last_inbound_at:
             values["last_inbound_at"] = at
-    elif contact.last_contact_at is None or at > contact.last_contact_at:
-        values["last_contact_at"] = at
+        if contact.last_contact_at is None or at > contact.last_contact_at:
+            values["needs_reply"] = True
+    else:
+        if contact.last_contact_at is None or at > contact.last_contact_at:
+            values["last_contact_at"] = at
+        if contact.last_inbound_at is None or at >= contact.last_inbound_at:
+            values["needs_reply"] = False
+        if origin in HUMAN_ORIGINS:
+            values["hot_since"] = None  # a person answered the hot lead
     return values
 
 
@@ -265,6 +284,52 @@ async def _update_contact(
 ) -> None:
     values["updated_at"] = now
     await session.execute(update(contacts).where(contacts.c.id == contact_id).values(**values))
+    if SEARCH_FIELDS.intersection(values):
+        await refresh_search_text(session, contact_id)
+
+
+def _search_text_sql() -> Any:
+    c = contacts.c
+    parts = [
+        func.coalesce(c.name, ""),
+        func.coalesce(c.profile_name, ""),
+        func.coalesce(c.username, ""),
+        func.coalesce(c.business_type, ""),
+        func.coalesce(c.location, ""),
+        func.replace(func.coalesce(c.phone_e164, ""), "+", ""),
+    ]
+    expr = parts[0]
+    for part in parts[1:]:
+        expr = expr.concat(" ").concat(part)
+    return func.lower(expr)
+
+
+def search_text_for(
+    *,
+    name: str | None = None,
+    profile_name: str | None = None,
+    username: str | None = None,
+    business_type: str | None = None,
+    location: str | None = None,
+    phone_e164: str | None = None,
+) -> str:
+    """The same text _search_text_sql() builds, for rows written from Python."""
+    parts = [
+        name,
+        profile_name,
+        username,
+        business_type,
+        location,
+        (phone_e164 or "").replace("+", ""),
+    ]
+    return " ".join(p or "" for p in parts).lower()
+
+
+async def refresh_search_text(session: AsyncSession, contact_id: int) -> None:
+    """Recompute after a searchable field changed (a second UPDATE sees the new values)."""
+    await session.execute(
+        update(contacts).where(contacts.c.id == contact_id).values(search_text=_search_text_sql())
+    )
 
 
 async def _advance_message(

@@ -20,7 +20,7 @@ from app.events import LEAD_CHANGED, Change, record_change
 from app.ingest.records import LeadRef
 from app.leads.changes import BOT, bot_may_set_status, history_row, record_history
 from app.leads.models import Contact
-from app.leads.services import find_or_create_contact
+from app.leads.services import SEARCH_FIELDS, find_or_create_contact, refresh_search_text
 from app.phones import normalize_phone
 from app.sarah.models import SarahState
 from app.sarah.rules import (
@@ -220,6 +220,8 @@ async def sync_to_lead(
         )
     if upd.lead_temperature != row.temperature:
         values["temperature"] = upd.lead_temperature
+        # The hot-lead alert runs from here until a person replies or claims the lead.
+        values["hot_since"] = now if upd.lead_temperature == "hot" else None
         history.append(
             history_row(
                 workspace_id,
@@ -239,6 +241,8 @@ async def sync_to_lead(
         return row.id, False
     values["updated_at"] = now
     await session.execute(update(contacts).where(contacts.c.id == row.id).values(**values))
+    if SEARCH_FIELDS.intersection(values):
+        await refresh_search_text(session, row.id)
     await record_history(session, history)
     return row.id, True
 

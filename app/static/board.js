@@ -1,12 +1,15 @@
-// Leadboard live board: keeps rows in order as SSE events arrive, shows the connection state,
-// and keeps relative times ticking. Everything is driven by htmx and its sse extension; this file
-// only adds what htmx cannot know (row order, page size, which event the page saw last).
+// Leadboard in the browser: htmx and its sse extension do the swapping; this file adds what
+// htmx cannot know: where a live row belongs, page size, hot-lead toasts, the connection state,
+// ticking times, keyboard moves, and drag-and-drop in the pipeline. No inline scripts (CSP).
 (function () {
   "use strict";
 
   var lastEventId = null;
   var LIVE_EVENTS = ["lead", "refresh"];
+  var seenHot = {};
+  var refreshTimer = null;
 
+  // ---- the event stream ---------------------------------------------------------------------
   function withAfter(url) {
     if (lastEventId === null) return url;
     var u = new URL(url, window.location.href);
@@ -14,9 +17,9 @@
     return u.pathname + u.search;
   }
 
-  function installEventSourceFactory() {
-    // htmx's sse extension creates a fresh EventSource after a hard failure, which would forget
-    // the last event id; resume from it explicitly so nothing missed is lost.
+  // htmx's sse extension opens a fresh EventSource after a hard failure, which would forget the
+  // last event id; resume from it explicitly so nothing missed is lost.
+  if (window.htmx) {
     htmx.createEventSource = function (url) {
       var source = new EventSource(withAfter(url), { withCredentials: true });
       LIVE_EVENTS.forEach(function (name) {
@@ -28,34 +31,63 @@
     };
   }
 
+  function live() { return document.getElementById("live"); }
+  function view() { return document.getElementById("board-view"); }
+
   function setLive(state) {
     var el = document.getElementById("live-status");
     var banner = document.getElementById("offline-banner");
+    var root = live();
     if (!el) return;
     el.dataset.state = state;
-    el.querySelector(".label").textContent =
-      state === "live" ? "Live" : state === "down" ? "Reconnecting…" : "Connecting…";
+    var label = root && root.dataset["label" + state.charAt(0).toUpperCase() + state.slice(1)];
+    el.querySelector(".label").textContent = label || state;
     if (banner) banner.hidden = state !== "down";
     document.body.dataset.live = state;
   }
-
-  function board() { return document.getElementById("board"); }
+  document.addEventListener("htmx:sseOpen", function () { setLive("live"); });
+  document.addEventListener("htmx:sseError", function () { setLive("down"); });
+  document.addEventListener("htmx:sseClose", function () { setLive("down"); });
+  window.addEventListener("offline", function () { setLive("down"); });
 
   function rowIdFromHtml(html) {
-    var m = /<tr[^>]*\sid="(lead-\d+)"/.exec(html);
+    var m = /<tr[^>]*\sid="lead-(\d+)"/.exec(html);
     return m ? m[1] : null;
   }
 
-  // Before htmx inserts a row: drop its old copy, so an update moves the row instead of doubling it.
+  function scheduleRefresh(target, eventName) {
+    if (refreshTimer) return;
+    refreshTimer = setTimeout(function () {
+      refreshTimer = null;
+      if (target && document.body.contains(target)) htmx.trigger(target, eventName);
+    }, 400);
+  }
+
+  // Before htmx inserts a row: decide whether this view shows it, and drop its old copy.
   document.addEventListener("htmx:sseBeforeMessage", function (evt) {
     var ev = evt.detail;
     if (!ev || ev.type !== "lead") return;
     var id = rowIdFromHtml(ev.data || "");
-    var b = board();
-    var existing = id && document.getElementById(id);
-    if (b && b.dataset.firstPage !== "true" && !existing) {
-      // Deeper pages only update rows they show; new activity belongs to page one.
+    var page = live();
+    if (page && page.classList.contains("lead-page")) {
+      evt.preventDefault(); // the lead page refreshes itself below
+      if (id && page.dataset.lead === id) scheduleRefresh(document.getElementById("lead-live"), "refresh-lead");
+      return;
+    }
+    var v = view();
+    if (!v) { evt.preventDefault(); return; }
+    if (v.dataset.view === "pipeline") {
       evt.preventDefault();
+      scheduleRefresh(v, "refresh-view");
+      toastIfHot(ev.data);
+      return;
+    }
+    var existing = id && document.getElementById("lead-" + id);
+    if (v.dataset.liveInsert !== "true" && !existing) {
+      // A filtered or re-sorted view: membership may have changed; reload it (cheap, keyset).
+      evt.preventDefault();
+      if (v.dataset.firstPage === "true") scheduleRefresh(v, "refresh-view");
+      toastIfHot(ev.data);
       return;
     }
     if (existing) existing.remove();
@@ -68,56 +100,175 @@
     var ev = evt.detail;
     if (!ev || ev.type !== "lead") return;
     var id = rowIdFromHtml(ev.data || "");
-    var row = id && document.getElementById(id);
+    var row = id && document.getElementById("lead-" + id);
     var tbody = document.getElementById("lead-rows");
-    if (!row || !tbody) return;
-    var key = row.dataset.sort || "";
+    var v = view();
+    if (!row || !tbody || !v) return;
+    var attr = "sort" + v.dataset.sort.charAt(0).toUpperCase() + v.dataset.sort.slice(1);
+    var key = row.dataset[attr] || "";
     var next = row.nextElementSibling;
-    while (next && (next.dataset.sort || "") > key) {
-      next = next.nextElementSibling;
-    }
+    while (next && (next.dataset[attr] || "") > key) next = next.nextElementSibling;
     if (next !== row.nextElementSibling) tbody.insertBefore(row, next);
-    var size = parseInt((board() || {}).dataset ? board().dataset.pageSize : "50", 10) || 50;
+    var size = parseInt(v.dataset.pageSize, 10) || 50;
     while (tbody.rows.length > size) tbody.deleteRow(tbody.rows.length - 1);
     row.classList.remove("flash");
     void row.offsetWidth;
     row.classList.add("flash");
     tick(row);
+    toastIfHot(ev.data, row);
   });
 
-  document.addEventListener("htmx:sseOpen", function () { setLive("live"); });
-  document.addEventListener("htmx:sseError", function () { setLive("down"); });
-  document.addEventListener("htmx:sseClose", function () { setLive("down"); });
+  // ---- hot-lead toasts ------------------------------------------------------------------------
+  function toastIfHot(html, row) {
+    var m = /data-hot-since="([^"]+)"/.exec(html || "");
+    var id = rowIdFromHtml(html || "");
+    if (!m || !id || seenHot[id] === m[1]) return;
+    seenHot[id] = m[1];
+    if (Date.now() - Date.parse(m[1]) > 5 * 60 * 1000) return; // old news, no toast
+    var name = (/data-name="([^"]*)"/.exec(html) || [])[1] || "";
+    var box = document.getElementById("toasts");
+    if (!box) return;
+    var div = document.createElement("div");
+    div.className = "toast";
+    div.setAttribute("role", "alert");
+    var link = document.createElement("a");
+    link.href = "/leads/" + id;
+    // textContent, never innerHTML: names come from strangers.
+    var tmp = document.createElement("textarea");
+    tmp.innerHTML = name; // decode the attribute's entities without running anything
+    link.textContent = "🔥 " + tmp.value;
+    var sub = document.createElement("span");
+    sub.className = "subtle";
+    sub.textContent = box.dataset.labelHot || "just turned hot";
+    div.appendChild(link);
+    div.appendChild(sub);
+    box.appendChild(div);
+    setTimeout(function () { div.remove(); }, 10000);
+  }
+
+  // ---- ticking times --------------------------------------------------------------------------
+  var lang = document.documentElement.lang || "en";
+  var WORDS = lang === "id"
+    ? { now: "baru saja", min: " mnt lalu", h: " jam lalu", d: " hari lalu", m: " mnt", hr: " jam" }
+    : { now: "just now", min: " min ago", h: " h ago", d: " d ago", m: " min", hr: " h" };
 
   function ago(iso, now) {
     var t = Date.parse(iso);
     if (isNaN(t)) return null;
     var s = Math.round((now - t) / 1000);
-    if (s < 45) return "just now";
+    if (s < 45) return WORDS.now;
     var m = Math.round(s / 60);
-    if (m < 60) return m + " min ago";
+    if (m < 60) return m + WORDS.min;
     var h = Math.round(s / 3600);
-    if (h < 24) return h + " h ago";
+    if (h < 24) return h + WORDS.h;
     var d = Math.round(s / 86400);
-    if (d < 30) return d + " d ago";
-    return null; // older: keep the server's date
+    if (d < 30) return d + WORDS.d;
+    return null;
+  }
+
+  function since(iso, now) {
+    var m = Math.max(0, Math.round((now - Date.parse(iso)) / 60000));
+    return m < 60 ? m + WORDS.m : Math.floor(m / 60) + WORDS.hr + " " + (m % 60) + WORDS.m;
   }
 
   function tick(root) {
     var now = Date.now();
-    (root || document).querySelectorAll("time[datetime]").forEach(function (el) {
+    (root || document).querySelectorAll("time.ago[datetime]").forEach(function (el) {
       var text = ago(el.getAttribute("datetime"), now);
       if (text && el.textContent !== text) el.textContent = text;
     });
+    (root || document).querySelectorAll("time.since[datetime]").forEach(function (el) {
+      el.textContent = since(el.getAttribute("datetime"), now);
+    });
+    (root || document).querySelectorAll(".window[data-ends]").forEach(function (el) {
+      var left = Date.parse(el.dataset.ends) - now;
+      el.classList.toggle("closed", left <= 0);
+      el.classList.toggle("closing", left > 0 && left < 2 * 3600 * 1000);
+      if (left <= 0) { el.textContent = el.dataset.labelClosed; return; }
+      var h = Math.floor(left / 3600000), m = Math.floor((left % 3600000) / 60000);
+      el.textContent = el.dataset.labelLeft.replace("{t}", h > 0 ? h + WORDS.hr + " " + m + WORDS.m : m + WORDS.m);
+    });
   }
+  document.addEventListener("htmx:afterSettle", function (evt) { tick(evt.target); });
 
-  // Deferred scripts run in order before DOMContentLoaded: sse.js has registered its factory,
-  // htmx has not yet connected; replace the factory now.
-  if (window.htmx) installEventSourceFactory();
+  // ---- keyboard: j/k move, Enter opens, / searches ---------------------------------------------
+  function rows() { return Array.prototype.slice.call(document.querySelectorAll("#lead-rows tr.lead-row")); }
+  function select(index) {
+    var list = rows();
+    if (!list.length) return;
+    index = Math.max(0, Math.min(list.length - 1, index));
+    list.forEach(function (r) { r.classList.remove("selected"); r.removeAttribute("aria-selected"); });
+    list[index].classList.add("selected");
+    list[index].setAttribute("aria-selected", "true");
+    list[index].scrollIntoView({ block: "nearest" });
+  }
+  document.addEventListener("keydown", function (e) {
+    var tag = (e.target && e.target.tagName) || "";
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") {
+      if (e.key === "Escape") e.target.blur();
+      return;
+    }
+    var list = rows();
+    var current = list.findIndex(function (r) { return r.classList.contains("selected"); });
+    if (e.key === "j") { select(current + 1); e.preventDefault(); }
+    else if (e.key === "k") { select(current < 0 ? 0 : current - 1); e.preventDefault(); }
+    else if (e.key === "Enter" && current >= 0) {
+      var link = list[current].querySelector("a.lead-name");
+      if (link) { window.location.href = link.href; e.preventDefault(); }
+    } else if (e.key === "/") {
+      var search = document.getElementById("search");
+      if (search) { search.focus(); search.select(); e.preventDefault(); }
+    }
+  });
+
+  // ---- pipeline drag and drop (the select on each card does the same by keyboard) --------------
+  var dragged = null;
+  document.addEventListener("dragstart", function (e) {
+    var card = e.target.closest && e.target.closest(".card[data-lead]");
+    if (!card) return;
+    dragged = card;
+    card.classList.add("dragging");
+    e.dataTransfer.effectAllowed = "move";
+    e.dataTransfer.setData("text/plain", card.dataset.lead);
+  });
+  document.addEventListener("dragend", function () {
+    if (dragged) dragged.classList.remove("dragging");
+    dragged = null;
+    document.querySelectorAll(".pipeline-col.drop-target").forEach(function (c) { c.classList.remove("drop-target"); });
+  });
+  document.addEventListener("dragover", function (e) {
+    var col = e.target.closest && e.target.closest(".pipeline-col");
+    if (!col || !dragged) return;
+    e.preventDefault();
+    col.classList.add("drop-target");
+  });
+  document.addEventListener("dragleave", function (e) {
+    var col = e.target.closest && e.target.closest(".pipeline-col");
+    if (col && !col.contains(e.relatedTarget)) col.classList.remove("drop-target");
+  });
+  document.addEventListener("drop", function (e) {
+    var col = e.target.closest && e.target.closest(".pipeline-col");
+    if (!col || !dragged) return;
+    e.preventDefault();
+    var card = dragged;
+    var status = col.dataset.status;
+    if (card.dataset.status === status) return;
+    col.querySelector("ol.cards").prepend(card); // optimistic; the live event confirms
+    card.dataset.status = status;
+    var sel = card.querySelector("select[name=status]");
+    if (sel) sel.value = status;
+    htmx.ajax("POST", "/leads/" + card.dataset.lead + "/status", { values: { status: status }, swap: "none", source: card });
+  });
+
+  // ---- small things ---------------------------------------------------------------------------
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    var form = evt.target;
+    if (form && form.classList && form.classList.contains("note-form") && evt.detail.successful) form.reset();
+  });
 
   document.addEventListener("DOMContentLoaded", function () {
     tick();
     setInterval(tick, 15000);
   });
-  window.addEventListener("offline", function () { setLive("down"); });
 })();

@@ -26,3 +26,18 @@ class Workspace(SQLModel, table=True):
     reconcile_flag_limit: int = Field(default=50, sa_column_kwargs={"server_default": "50"})
     timezone: str = Field(default="Asia/Jakarta", max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ApiToken(SQLModel, table=True):
+    """A workspace's token for the JSON API; only its hash is kept, the token is shown once."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (UniqueConstraint("token_hash", name="uq_api_tokens_hash"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspaces.id", index=True)
+    name: str = Field(max_length=120)
+    token_hash: str = Field(max_length=64)
+    prefix: str = Field(max_length=16)  # shown in lists so people can tell tokens apart
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -1,0 +1,260 @@
+"""The board's view of the leads: filters, search, sorts and keyset pages, as one value that lives
+in the URL (shareable, and the back button works)."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.leads.models import Contact
+from app.leads.queries import BoardPage, LeadRow, row_select, to_lead_row
+
+contacts = Contact.__table__  # type: ignore[attr-defined]
+
+SORTS = ("activity", "score", "newest")
+PAGE_SIZES = (25, 50, 100)
+STATUSES = ("new", "qualified", "contacted", "converted", "archived")
+TEMPERATURES = ("hot", "warm", "lukewarm", "cold")
+
+
+@dataclass(frozen=True, slots=True)
+class BoardQuery:
+    status: str = ""
+    temperature: str = ""
+    phase: str = ""
+    business_type: str = ""
+    location: str = ""
+    owner: str = ""  # "" any, "me", "none", or a user id
+    needs_reply: bool = False
+    stale: bool = False
+    q: str = ""
+    sort: str = "activity"
+    size: int = 50
+    cursor: str = ""
+    view: str = "table"  # table | pipeline
+
+    @classmethod
+    def from_params(cls, params: Any, default_size: int = 50) -> BoardQuery:
+        def text(name: str, limit: int = 120) -> str:
+            value = params.get(name) or ""
+            return str(value).strip()[:limit]
+
+        def flag(name: str) -> bool:
+            return text(name).lower() in ("1", "true", "on", "yes")
+
+        sort = text("sort")
+        size_text = text("size")
+        size = (
+            int(size_text) if size_text.isdigit() and int(size_text) in PAGE_SIZES else default_size
+        )
+        return cls(
+            status=text("status") if text("status") in STATUSES else "",
+            temperature=text("temperature") if text("temperature") in TEMPERATURES else "",
+            phase=text("phase", 40),
+            business_type=text("business_type"),
+            location=text("location"),
+            owner=text("owner", 20),
+            needs_reply=flag("needs_reply"),
+            stale=flag("stale"),
+            q=text("q", 100),
+            sort=sort if sort in SORTS else "activity",
+            size=size,
+            cursor=text("cursor", 200),
+            view="pipeline" if text("view") == "pipeline" else "table",
+        )
+
+    def params(self, **changes: Any) -> dict[str, str]:
+        """Only what differs from the defaults, so URLs stay short."""
+        query = replace(self, **changes) if changes else self
+        out: dict[str, str] = {}
+        for name, default in _DEFAULTS.items():
+            value = getattr(query, name)
+            if value != default:
+                out[name] = "1" if value is True else str(value)
+        return out
+
+    def url(self, path: str = "/", **changes: Any) -> str:
+        params = self.params(**changes)
+        return f"{path}?{urlencode(params)}" if params else path
+
+    @property
+    def is_filtered(self) -> bool:
+        return bool(
+            self.status
+            or self.temperature
+            or self.phase
+            or self.business_type
+            or self.location
+            or self.owner
+            or self.needs_reply
+            or self.stale
+            or self.q
+        )
+
+
+_DEFAULTS = {f: getattr(BoardQuery(), f) for f in BoardQuery.__dataclass_fields__}
+
+
+def _score_key() -> ColumnElement[int]:
+    return func.coalesce(contacts.c.score, -1)
+
+
+def _sort_columns(sort: str) -> tuple[Any, Any]:
+    if sort == "score":
+        return _score_key(), contacts.c.id
+    if sort == "newest":
+        return contacts.c.created_at, contacts.c.id
+    return contacts.c.last_activity_at, contacts.c.id
+
+
+def filters(query: BoardQuery, workspace_id: int, user_id: int | None) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = [contacts.c.workspace_id == workspace_id]
+    if query.status:
+        where.append(contacts.c.status == query.status)
+    if query.temperature:
+        where.append(contacts.c.temperature == query.temperature)
+    if query.phase:
+        where.append(contacts.c.phase == query.phase)
+    if query.business_type:
+        where.append(contacts.c.business_type == query.business_type)
+    if query.location:
+        where.append(contacts.c.location == query.location)
+    if query.owner == "me" and user_id is not None:
+        where.append(contacts.c.owner_user_id == user_id)
+    elif query.owner == "none":
+        where.append(contacts.c.owner_user_id.is_(None))
+    elif query.owner.isdigit():
+        where.append(contacts.c.owner_user_id == int(query.owner))
+    if query.needs_reply:
+        where.append(contacts.c.needs_reply.is_(True))
+    if query.stale:
+        where.append(contacts.c.stale_flagged_at.is_not(None))
+        where.append(contacts.c.stale_flagged_at >= contacts.c.last_activity_at)
+    if query.q:
+        where.append(contacts.c.search_text.contains(search_term(query.q), autoescape=True))
+    return where
+
+
+def search_term(text: str) -> str:
+    """What the search_text column holds: lower case, and phones as bare digits."""
+    term = text.strip().lower()
+    digits = "".join(ch for ch in term if ch.isdigit())
+    if digits and len(digits) >= 4 and len(digits) >= len(term.replace(" ", "")) - 3:
+        # A phone typed as 0812..., +62 812-... or 62812...: match on the digits after 0/62.
+        if digits.startswith("0"):
+            digits = digits[1:]
+        elif digits.startswith("62"):
+            digits = digits[2:]
+        return digits
+    return term
+
+
+def encode_cursor(sort: str, row: LeadRow, score: int | None, created_at: datetime) -> str:
+    if sort == "score":
+        value = str(score if score is not None else -1)
+    elif sort == "newest":
+        value = created_at.isoformat()
+    else:
+        value = row.last_activity_at.isoformat()
+    return base64.urlsafe_b64encode(f"{sort}|{value}|{row.id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(sort: str, cursor: str) -> tuple[Any, int] | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, value, ident = raw.split("|")
+        if kind != sort:
+            return None
+        key: Any = int(value) if sort == "score" else datetime.fromisoformat(value)
+        return key, int(ident)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    rows: list[LeadRow]
+    next_cursor: str | None
+    is_first: bool
+    query: BoardQuery = field(default_factory=BoardQuery)
+
+    def as_board_page(self) -> BoardPage:
+        return BoardPage(rows=self.rows, next_cursor=self.next_cursor, is_first=self.is_first)
+
+
+async def board_rows(
+    session: AsyncSession, workspace_id: int, query: BoardQuery, user_id: int | None
+) -> Page:
+    """One page in the chosen order; keyset, so a deep page costs what the first costs."""
+    key, tiebreak = _sort_columns(query.sort)
+    stmt = row_select().where(*filters(query, workspace_id, user_id))
+    position = decode_cursor(query.sort, query.cursor)
+    if position is not None:
+        value, ident = position
+        stmt = stmt.where(or_(key < value, and_(key == value, tiebreak < ident)))
+    stmt = stmt.order_by(key.desc(), tiebreak.desc()).limit(query.size + 1)
+    result = list(await session.execute(stmt))
+    rows = [to_lead_row(r) for r in result]
+    more = len(rows) > query.size
+    rows, result = rows[: query.size], result[: query.size]
+    next_cursor = None
+    if more and rows:
+        last = result[-1]
+        next_cursor = encode_cursor(query.sort, rows[-1], last.score, last.created_at)
+    return Page(rows=rows, next_cursor=next_cursor, is_first=position is None, query=query)
+
+
+async def facet_counts(
+    session: AsyncSession, workspace_id: int, column: str, *, limit: int = 30
+) -> list[tuple[str, int]]:
+    """Values of one column with their lead counts, most common first (for the filter menus)."""
+    col = contacts.c[column]
+    rows = await session.execute(
+        select(col, func.count())
+        .where(contacts.c.workspace_id == workspace_id, col.is_not(None))
+        .group_by(col)
+        .order_by(func.count().desc())
+        .limit(limit)
+    )
+    return [(str(value), int(count)) for value, count in rows if value not in ("", None)]
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineColumn:
+    status: str
+    count: int
+    cards: list[LeadRow]
+
+
+async def pipeline_columns(
+    session: AsyncSession,
+    workspace_id: int,
+    query: BoardQuery,
+    user_id: int | None,
+    per_column: int = 25,
+) -> list[PipelineColumn]:
+    """The pipeline: one column per status, the most recently active cards first."""
+    columns = []
+    for status in STATUSES:
+        column_query = replace(query, status=status, cursor="", sort="activity")
+        where = filters(column_query, workspace_id, user_id)
+        count = (
+            await session.execute(select(func.count()).select_from(contacts).where(*where))
+        ).scalar_one()
+        stmt = (
+            row_select()
+            .where(*where)
+            .order_by(contacts.c.last_activity_at.desc(), contacts.c.id.desc())
+            .limit(per_column)
+        )
+        cards = [to_lead_row(r) for r in await session.execute(stmt)]
+        columns.append(PipelineColumn(status=status, count=int(count), cards=cards))
+    return columns

@@ -1,0 +1,127 @@
+"""The in-process schedule: without REDIS_URL there is no arq worker, so the app runs the same
+job functions itself (workers/jobs.py) on a small asyncio timer, and `make run` still reconciles.
+
+Jobs and default intervals: heartbeat every 30 s (as worker "in-process", also at start), inbox
+retry every minute (also at start), reconciliation every RECONCILE_INTERVAL_MINUTES, housekeeping
+hourly. Each job runs in its own task; a job that fails is logged and runs again at its next turn.
+`stop()` cancels the tasks, so shutdown is prompt even in the middle of a job (its transaction
+rolls back, and nothing a job does is lost by running it again later).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.broker import Broker
+from app.db import Database
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+IN_PROCESS_NAME = "in-process"
+Job = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledJob:
+    name: str
+    func: Job
+    interval: float  # seconds between runs
+    run_at_start: bool = False
+
+
+@dataclass(slots=True)
+class JobStats:
+    runs: int = 0
+    failures: int = 0
+    last_result: Any = None
+    last_error: str | None = None
+
+
+def default_jobs(settings: Settings) -> list[ScheduledJob]:
+    from workers.jobs import heartbeat, housekeeping, reconcile_all_workspaces, retry_inbox
+
+    return [
+        ScheduledJob("heartbeat", heartbeat, 30.0, run_at_start=True),
+        ScheduledJob("retry_inbox", retry_inbox, 60.0, run_at_start=True),
+        ScheduledJob(
+            "reconcile_all_workspaces",
+            reconcile_all_workspaces,
+            max(1, settings.reconcile_interval_minutes) * 60.0,
+        ),
+        ScheduledJob("housekeeping", housekeeping, 3600.0),
+    ]
+
+
+@dataclass
+class InProcessScheduler:
+    db: Database
+    broker: Broker
+    settings: Settings
+    jobs: list[ScheduledJob] | None = None
+    name: str = IN_PROCESS_NAME
+    stats: dict[str, JobStats] = field(default_factory=dict, init=False)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False, repr=False)
+
+    @property
+    def ctx(self) -> dict[str, Any]:
+        return {
+            "db": self.db,
+            "broker": self.broker,
+            "settings": self.settings,
+            "worker_name": self.name,
+        }
+
+    @property
+    def running(self) -> bool:
+        return any(not t.done() for t in self._tasks)
+
+    async def start(self) -> None:
+        if self.running:
+            return
+        jobs = self.jobs if self.jobs is not None else default_jobs(self.settings)
+        self._tasks = [
+            asyncio.create_task(self._loop(job), name=f"schedule:{job.name}") for job in jobs
+        ]
+        log.info(
+            "in-process schedule started (no REDIS_URL): %s",
+            ", ".join(f"{j.name} every {j.interval:g} s" for j in jobs),
+        )
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def run_once(self, job: ScheduledJob) -> None:
+        stats = self.stats.setdefault(job.name, JobStats())
+        try:
+            stats.last_result = await job.func(self.ctx)
+            stats.last_error = None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            stats.failures += 1
+            stats.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("scheduled job %s failed", job.name)
+        finally:
+            stats.runs += 1
+
+    async def _loop(self, job: ScheduledJob) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time() + (0 if job.run_at_start else job.interval)
+        while True:
+            delay = next_at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await self.run_once(job)
+            # Fixed rate, but never a burst of catch-up runs after a long job or a paused loop.
+            next_at = max(next_at + job.interval, loop.time())
