@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test install system-deps lint migrate bench demo clean
+.PHONY: run test install system-deps lint migrate bench demo clean i18n
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,3 +44,9 @@ bench: install system-deps
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache test-artifacts
+
+# Re-extract translatable text and merge it into the Indonesian catalogue (then translate the
+# new empty entries in app/translations/id/LC_MESSAGES/messages.po).
+i18n: install
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _ -k gettext_ -k N_ -o app/translations/messages.pot app
+	$(VENV)/bin/pybabel update -i app/translations/messages.pot -d app/translations -l id --width 100

@@ -96,3 +96,35 @@ def language_middleware(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
 
     return middleware
+
+
+def N_(message: str) -> str:
+    """Marks a string for extraction that templates translate at run time with _(value)."""
+    return message
+
+
+# Values stored in the database and shown through _(value): statuses, temperatures, delivery
+# states, change sources and fields.
+TRANSLATED_VALUES = (
+    N_("new"),
+    N_("qualified"),
+    N_("contacted"),
+    N_("converted"),
+    N_("archived"),
+    N_("hot"),
+    N_("warm"),
+    N_("lukewarm"),
+    N_("cold"),
+    N_("sent"),
+    N_("delivered"),
+    N_("read"),
+    N_("failed"),
+    N_("received"),
+    N_("pending"),
+    N_("bot"),
+    N_("human"),
+    N_("system"),
+    N_("status"),
+    N_("score"),
+    N_("temperature"),
+)

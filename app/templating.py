@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 
 from app.i18n import LANGUAGE_NAMES, current_language, gettext_, ngettext_
 
@@ -33,7 +33,8 @@ def ago(moment: datetime | None, now: datetime | None = None) -> str:
     return moment.strftime("%d %b %Y")
 
 
-def number(value: int | float | None) -> str:
+@pass_context  # never folded at compile time: the result depends on the request's language
+def number(_ctx: object, value: int | float | None) -> str:
     """Thousands separated the way the reader expects (1,234 in English, 1.234 in Indonesian)."""
     if value is None:
         return "—"

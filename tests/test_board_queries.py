@@ -40,18 +40,29 @@ async def seed(db: Database, workspace_id: int, n: int, *, owner: int | None = N
         business = "Katering" if i % 2 else "Bengkel motor"
         location = "Bekasi" if i % 3 else "Depok"
         phone = f"+628120000{workspace_id}{i:03d}"
-        rows.append(dict(
-            workspace_id=workspace_id, phone_e164=phone, name=name, status=STATUSES[i % 5],
-            temperature=TEMPS[i % 5], score=None if i % 7 == 0 else (i * 13) % 101,
-            phase="qualifying" if i % 4 == 0 else "greeting", business_type=business,
-            location=location, owner_user_id=owner if i % 2 == 0 else None,
-            needs_reply=i % 3 == 0, message_count=1,
-            stale_flagged_at=NOW - timedelta(hours=1) if i % 10 == 0 else None,
-            last_activity_at=NOW - timedelta(hours=2 if i % 10 == 0 else 0, minutes=i % 6),
-            created_at=NOW - timedelta(days=i % 9), updated_at=NOW,
-            search_text=search_text_for(name=name, business_type=business, location=location,
-                                        phone_e164=phone),
-        ))
+        rows.append(
+            dict(
+                workspace_id=workspace_id,
+                phone_e164=phone,
+                name=name,
+                status=STATUSES[i % 5],
+                temperature=TEMPS[i % 5],
+                score=None if i % 7 == 0 else (i * 13) % 101,
+                phase="qualifying" if i % 4 == 0 else "greeting",
+                business_type=business,
+                location=location,
+                owner_user_id=owner if i % 2 == 0 else None,
+                needs_reply=i % 3 == 0,
+                message_count=1,
+                stale_flagged_at=NOW - timedelta(hours=1) if i % 10 == 0 else None,
+                last_activity_at=NOW - timedelta(hours=2 if i % 10 == 0 else 0, minutes=i % 6),
+                created_at=NOW - timedelta(days=i % 9),
+                updated_at=NOW,
+                search_text=search_text_for(
+                    name=name, business_type=business, location=location, phone_e164=phone
+                ),
+            )
+        )
     async with db.write() as session:
         await session.execute(insert(Contact.__table__), rows)  # type: ignore[attr-defined]
 
@@ -72,7 +83,9 @@ async def contacts_of(db: Database, ws: int) -> list[Contact]:
     from sqlalchemy import select
 
     async with db.session() as session:
-        return list((await session.execute(select(Contact).where(Contact.workspace_id == ws))).scalars())
+        return list(
+            (await session.execute(select(Contact).where(Contact.workspace_id == ws))).scalars()
+        )
 
 
 @pytest.mark.parametrize("sort", ["activity", "score", "newest"])
@@ -105,17 +118,23 @@ async def test_every_sort_pages_through_every_lead_once_in_order(
         ({"stale": "1"}, lambda c, me: c.stale_flagged_at is not None),
         ({"q": "lead 1"}, lambda c, me: "lead 1" in c.name.lower()),
         ({"q": "0812-0000"}, lambda c, me: True),
-        ({"status": "new", "temperature": "hot", "sort": "score"}, lambda c, me: c.status == "new" and c.temperature == "hot"),
+        (
+            {"status": "new", "temperature": "hot", "sort": "score"},
+            lambda c, me: c.status == "new" and c.temperature == "hot",
+        ),
     ],
 )
 async def test_filters_match_exactly_the_right_leads(
     db: Database, workspace: Workspace, database_url: str, params: dict, check: object
 ) -> None:
     async with db.write() as session:
-        me = (await session.execute(
-            insert(User.__table__).values(email="me@example.com", name="Me", created_at=NOW)  # type: ignore[attr-defined]
-            .returning(User.__table__.c.id)  # type: ignore[attr-defined]
-        )).scalar_one()
+        me = (
+            await session.execute(
+                insert(User.__table__)
+                .values(email="me@example.com", name="Me", created_at=NOW)  # type: ignore[attr-defined]
+                .returning(User.__table__.c.id)  # type: ignore[attr-defined]
+            )
+        ).scalar_one()
     await seed(db, workspace.id, 40, owner=me)  # type: ignore[arg-type]
     other = await add_workspace(database_url, name="Other", phone_number_id="9")
     await seed(db, other.id, 10, owner=me)  # type: ignore[arg-type]
@@ -126,9 +145,24 @@ async def test_filters_match_exactly_the_right_leads(
 
 
 def test_query_round_trips_through_the_url() -> None:
-    query = BoardQuery.from_params({"status": "new", "needs_reply": "on", "sort": "score", "size": "25",
-                                    "q": "budi", "bogus": "x", "temperature": "boiling"})
-    assert query.params() == {"status": "new", "needs_reply": "1", "sort": "score", "size": "25", "q": "budi"}
+    query = BoardQuery.from_params(
+        {
+            "status": "new",
+            "needs_reply": "on",
+            "sort": "score",
+            "size": "25",
+            "q": "budi",
+            "bogus": "x",
+            "temperature": "boiling",
+        }
+    )
+    assert query.params() == {
+        "status": "new",
+        "needs_reply": "1",
+        "sort": "score",
+        "size": "25",
+        "q": "budi",
+    }
     assert BoardQuery.from_params(query.params()) == query
     assert query.url("/export.csv").startswith("/export.csv?status=new")
     assert BoardQuery.from_params({"size": "7"}).size == 50  # only the offered page sizes
@@ -141,7 +175,9 @@ def test_search_terms() -> None:
     assert decode_cursor("score", "garbage!!") is None
 
 
-async def test_stats_facets_pipeline_and_scoping(db: Database, workspace: Workspace, database_url: str) -> None:
+async def test_stats_facets_pipeline_and_scoping(
+    db: Database, workspace: Workspace, database_url: str
+) -> None:
     await seed(db, workspace.id, 20)  # type: ignore[arg-type]
     other = await add_workspace(database_url, name="Other", phone_number_id="9")
     await seed(db, other.id, 5)  # type: ignore[arg-type]
@@ -158,7 +194,12 @@ async def test_stats_facets_pipeline_and_scoping(db: Database, workspace: Worksp
 
 async def test_csv_export_streams_the_filtered_view(db: Database, workspace: Workspace) -> None:
     await seed(db, workspace.id, 2300)  # more than two export batches
-    chunks = [c async for c in csv_rows(db, workspace.id, BoardQuery(temperature="hot"), None, "Asia/Jakarta")]  # type: ignore[arg-type]
+    chunks = [
+        c
+        async for c in csv_rows(
+            db, workspace.id, BoardQuery(temperature="hot"), None, "Asia/Jakarta"
+        )
+    ]  # type: ignore[arg-type]
     assert len(chunks) >= 1
     rows = list(csv.reader(io.StringIO("".join(chunks).lstrip("\ufeff"))))
     assert rows[0][:4] == ["id", "name", "phone", "status"]
@@ -170,9 +211,17 @@ async def test_csv_export_streams_the_filtered_view(db: Database, workspace: Wor
 
 async def test_csv_cells_cannot_become_formulas(db: Database, workspace: Workspace) -> None:
     async with db.write() as session:
-        await session.execute(insert(Contact.__table__).values(  # type: ignore[attr-defined]
-            workspace_id=workspace.id, name="=HYPERLINK(\"http://x\")", status="new", message_count=0,
-            last_activity_at=NOW, created_at=NOW, updated_at=NOW))
+        await session.execute(
+            insert(Contact.__table__).values(  # type: ignore[attr-defined]
+                workspace_id=workspace.id,
+                name='=HYPERLINK("http://x")',
+                status="new",
+                message_count=0,
+                last_activity_at=NOW,
+                created_at=NOW,
+                updated_at=NOW,
+            )
+        )
     text = "".join([c async for c in csv_rows(db, workspace.id, BoardQuery(), None, "UTC")])  # type: ignore[arg-type]
     assert "'=HYPERLINK" in text
 

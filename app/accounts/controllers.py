@@ -13,6 +13,7 @@ from litestar.response import Redirect, Template
 from app.accounts.services import authenticate
 from app.accounts.web import SESSION_USER, SESSION_WORKSPACE
 from app.db import Database
+from app.i18n import gettext_
 from app.security import LoginThrottle
 
 FormBody = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -57,7 +58,10 @@ class AuthController(Controller):
         wait = await throttle.retry_after(email, ip)
         if wait:
             page = _login_page(
-                f"Too many attempts. Try again in {max(1, wait // 60)} min.", email, next_url, 429
+                gettext_("Too many attempts. Try again in %(n)s min.", n=max(1, wait // 60)),
+                email,
+                next_url,
+                429,
             )
             page.headers["Retry-After"] = str(wait)
             return page
@@ -65,7 +69,7 @@ class AuthController(Controller):
             user = await authenticate(session, email, password)
         if user is None:
             await throttle.failed(email, ip)
-            return _login_page("Wrong email or password.", email, next_url, 401)
+            return _login_page(gettext_("Wrong email or password."), email, next_url, 401)
         await throttle.succeeded(email)
         # A new session id on sign-in: a session fixed before sign-in is worthless.
         request.clear_session()
