@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import gettext
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
@@ -65,7 +65,7 @@ def language(code: str) -> Iterator[None]:
 
 def choose_language(cookie: str | None, accept_language: str | None) -> str:
     if cookie in LANGUAGES:
-        return cookie  # type: ignore[return-value]
+        return cookie
     for part in (accept_language or "").split(","):
         code = part.split(";")[0].strip().lower()[:2]
         if code in LANGUAGES:
@@ -73,7 +73,7 @@ def choose_language(cookie: str | None, accept_language: str | None) -> str:
     return DEFAULT_LANGUAGE
 
 
-def _cookie(headers: list[tuple[bytes, bytes]]) -> str | None:
+def _cookie(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     for key, value in headers:
         if key == b"cookie":
             for item in value.decode("latin-1").split(";"):

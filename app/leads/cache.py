@@ -37,7 +37,7 @@ class BoardCache:
     async def _get(self, key: tuple[str, int], ttl: float, load: Callable[[], Awaitable[T]]) -> T:
         hit = self._values.get(key)
         if hit is not None and hit[0] > time.monotonic():
-            return hit[1]  # type: ignore[no-any-return]
+            return hit[1]
         task = self._inflight.get(key)
         if task is None:  # one query per key at a time, however many boards ask
             task = asyncio.ensure_future(load())

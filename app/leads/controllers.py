@@ -212,7 +212,7 @@ class LeadController(Controller):
         )
 
     @post("/{lead_id:int}/owner")
-    async def owner(
+    async def assign(
         self,
         request: Request,
         lead_id: int,

@@ -298,7 +298,7 @@ def _search_text_sql() -> Any:
         func.coalesce(c.location, ""),
         func.replace(func.coalesce(c.phone_e164, ""), "+", ""),
     ]
-    expr = parts[0]
+    expr: Any = parts[0]
     for part in parts[1:]:
         expr = expr.concat(" ").concat(part)
     return func.lower(expr)
