@@ -34,6 +34,7 @@ from app.ingest.controllers import WebhookController
 from app.ingest.services import IngestService, WorkspaceDirectory
 from app.leads.cache import BoardCache
 from app.leads.controllers import BoardController, LeadController
+from app.workspaces.controllers import SettingsController
 from app.live import LiveRenderer
 from app.reconcile.controllers import SyncApiController, SyncController
 from app.reconcile.scheduler import InProcessScheduler
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AuthController,
             BoardController,
             LeadController,
+            SettingsController,
             switch_language,
             events_stream,
             WebhookController,

@@ -9,7 +9,7 @@ from litestar.exceptions import NotAuthorizedException
 
 from app.db import Database
 from app.workspaces.models import Workspace
-from app.workspaces.services import by_sarah_key, hash_key
+from app.workspaces.services import by_api_token, by_sarah_key, hash_key
 
 
 class KeyDirectory:
@@ -20,13 +20,16 @@ class KeyDirectory:
         self._ttl = ttl_seconds
         self._cache: dict[str, tuple[float, Workspace]] = {}
 
-    async def workspace_for(self, key: str) -> Workspace | None:
-        digest = hash_key(key)
+    async def workspace_for(self, key: str, *, api_tokens: bool = False) -> Workspace | None:
+        """The workspace a Sarah key (or, for the JSON API, an API token) belongs to."""
+        digest = hash_key(key) + (":api" if api_tokens else "")
         hit = self._cache.get(digest)
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
         async with self._db.session() as session:
             workspace = await by_sarah_key(session, key)
+            if workspace is None and api_tokens:
+                workspace = await by_api_token(session, key)
         if workspace is not None:
             self._cache[digest] = (time.monotonic() + self._ttl, workspace)
         return workspace

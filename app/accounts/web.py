@@ -105,7 +105,11 @@ async def provide_api_workspace(request: Request, db: Database, keys: KeyDirecto
     header = request.headers.get("authorization", "")
     if header:
         scheme, _, token = header.partition(" ")
-        workspace = await keys.workspace_for(token.strip()) if scheme.lower() == "bearer" else None
+        workspace = (
+            await keys.workspace_for(token.strip(), api_tokens=True)
+            if scheme.lower() == "bearer"
+            else None
+        )
         if workspace is None:
             raise NotAuthorizedException("unknown key")
         return workspace

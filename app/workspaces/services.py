@@ -6,6 +6,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -134,3 +135,97 @@ async def ensure_demo_workspace(session: AsyncSession) -> Workspace | None:
         sarah_key=DEMO_SARAH_KEY,
     )
     return created.workspace
+
+
+# -- settings an admin changes ---------------------------------------------------------------------
+async def rotate_webhook_secret(session: AsyncSession, workspace: Workspace) -> str:
+    workspace.webhook_secret = generate_secret()
+    session.add(workspace)
+    await session.flush()
+    return workspace.webhook_secret
+
+
+def _valid_timezone(name: str) -> bool:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+async def update_workspace(
+    session: AsyncSession,
+    workspace: Workspace,
+    *,
+    kapso_phone_number_id: str | None,
+    meta_app_secret: str | None,
+    meta_verify_token: str | None,
+    stale_threshold_minutes: int,
+    timezone: str,
+) -> None:
+    """Change the editable settings; empty secret fields keep what is stored."""
+    if not _valid_timezone(timezone):
+        raise WorkspaceError(f"{timezone!r} is not a time zone (e.g. Asia/Jakarta)")
+    if not 5 <= stale_threshold_minutes <= 7 * 24 * 60:
+        raise WorkspaceError("the stale threshold must be between 5 minutes and 7 days")
+    workspace.kapso_phone_number_id = (kapso_phone_number_id or "").strip() or None
+    if meta_app_secret:
+        workspace.meta_app_secret = meta_app_secret.strip()
+    if meta_verify_token:
+        workspace.meta_verify_token = meta_verify_token.strip()
+    workspace.stale_threshold_minutes = stale_threshold_minutes
+    workspace.timezone = timezone
+    session.add(workspace)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise WorkspaceError("another workspace already uses that phone number id") from exc
+
+
+async def create_api_token(session: AsyncSession, workspace: Workspace, name: str) -> str:
+    """A new API token; returns it (shown once), keeps only its hash."""
+    from app.workspaces.models import ApiToken
+
+    name = name.strip()[:120] or "API token"
+    token = generate_secret("lb_api")
+    assert workspace.id is not None
+    session.add(
+        ApiToken(
+            workspace_id=workspace.id, name=name, token_hash=hash_key(token), prefix=token[:12]
+        )
+    )
+    await session.flush()
+    return token
+
+
+async def list_api_tokens(session: AsyncSession, workspace_id: int) -> list[Any]:
+    from app.workspaces.models import ApiToken
+
+    result = await session.execute(
+        select(ApiToken).where(ApiToken.workspace_id == workspace_id).order_by(ApiToken.id)  # type: ignore[arg-type]
+    )
+    return list(result.scalars())
+
+
+async def revoke_api_token(session: AsyncSession, workspace_id: int, token_id: int) -> bool:
+    from sqlalchemy import delete
+
+    from app.workspaces.models import ApiToken
+
+    result = await session.execute(
+        delete(ApiToken).where(ApiToken.workspace_id == workspace_id, ApiToken.id == token_id)  # type: ignore[arg-type]
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def by_api_token(session: AsyncSession, token: str) -> Workspace | None:
+    from app.workspaces.models import ApiToken
+
+    result = await session.execute(
+        select(Workspace)
+        .join(ApiToken, ApiToken.workspace_id == Workspace.id)  # type: ignore[arg-type]
+        .where(ApiToken.token_hash == hash_key(token))  # type: ignore[arg-type]
+    )
+    return result.scalar_one_or_none()
