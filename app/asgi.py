@@ -34,7 +34,6 @@ from app.ingest.controllers import WebhookController
 from app.ingest.services import IngestService, WorkspaceDirectory
 from app.leads.cache import BoardCache
 from app.leads.controllers import BoardController, LeadController
-from app.workspaces.controllers import SettingsController
 from app.live import LiveRenderer
 from app.reconcile.controllers import SyncApiController, SyncController
 from app.reconcile.scheduler import InProcessScheduler
@@ -49,6 +48,7 @@ from app.security import (
 from app.settings import PROJECT_ROOT, Settings, get_settings
 from app.stream import events_stream
 from app.templating import create_environment
+from app.workspaces.controllers import SettingsController
 
 log = logging.getLogger("app")
 STATIC_DIR = Path(__file__).parent / "static"

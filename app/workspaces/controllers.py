@@ -6,7 +6,7 @@ tokens are stored (the webhook secret stays readable: signatures are checked wit
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
@@ -14,7 +14,6 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
-from typing_extensions import Annotated
 
 from app.accounts.services import members_of
 from app.accounts.web import Viewer
