@@ -7,13 +7,19 @@ of that.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import itertools
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Table, event
+from sqlalchemy import Connection, DateTime, Table, event
+from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
@@ -23,7 +29,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
+
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -50,10 +59,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def insert_on_conflict(session: AsyncSession, table: Table) -> Any:
-    """An INSERT with ON CONFLICT clauses, for SQLite and PostgreSQL alike."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+def insert_on_conflict(executor: Any, table: Table) -> Any:
+    """An INSERT with ON CONFLICT clauses, for SQLite and PostgreSQL alike (takes a session or a
+    connection, sync or async)."""
+    dialect = executor.dialect if hasattr(executor, "dialect") else executor.get_bind().dialect
+    return (postgresql.insert if dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 def _sqlite_path(url: str) -> Path | None:
@@ -77,19 +87,21 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     return engine
 
 
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let us issue BEGIN ourselves (pysqlite's implicit BEGIN is DEFERRED).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.execute("PRAGMA temp_store=MEMORY")
+    cursor.close()
+
+
 def _tune_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let us issue BEGIN ourselves (pysqlite's implicit BEGIN is DEFERRED).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA cache_size=-65536")
-        cursor.execute("PRAGMA temp_store=MEMORY")
-        cursor.close()
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -97,14 +109,136 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+_savepoints = itertools.count(1)
+
+
+@contextlib.contextmanager
+def savepoint(conn: Connection) -> Iterator[None]:
+    """A savepoint in the caller's transaction: an exception inside rolls back only this part."""
+    name = f"sp_{next(_savepoints)}"
+    conn.exec_driver_sql(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
+        conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+        raise
+    conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.cancelled():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+class SqliteWriter:
+    """One thread owns SQLite's write lock.
+
+    Writers queue in arrival order instead of racing through SQLite's busy handler (whose growing
+    sleeps starve some requests for seconds), each write runs as plain synchronous code with one
+    thread hand-off instead of one per statement, and writes that arrive together commit together
+    (group commit). Each write runs in its own savepoint: one failing write rolls back alone.
+    """
+
+    def __init__(self, url: str, *, max_batch: int = 64) -> None:
+        self.engine = sa_create_engine(
+            url.replace("+aiosqlite", ""),
+            connect_args={"timeout": 30, "check_same_thread": False},
+            hide_parameters=True,
+            poolclass=NullPool,
+        )
+        event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._max_batch = max_batch
+
+    async def submit(self, fn: Callable[[Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._ensure_thread()
+        self._queue.put((fn, future, loop))
+        return await future
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    return
+                batch = [item]
+                while len(batch) < self._max_batch:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        self._queue.put(None)
+                        break
+                    batch.append(more)
+                self._run_batch(conn, batch)
+
+    @staticmethod
+    def _run_batch(conn: Connection, batch: list[Any]) -> None:
+        results: list[tuple[bool, Any]] = []
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            for fn, _future, _loop in batch:
+                conn.exec_driver_sql("SAVEPOINT write")
+                try:
+                    value = fn(conn)
+                except Exception as exc:
+                    conn.exec_driver_sql("ROLLBACK TO write")
+                    conn.exec_driver_sql("RELEASE write")
+                    results.append((False, exc))
+                else:
+                    conn.exec_driver_sql("RELEASE write")
+                    results.append((True, value))
+            conn.exec_driver_sql("COMMIT")
+        except Exception as exc:  # the transaction itself failed: nothing in it was written
+            with contextlib.suppress(Exception):
+                conn.exec_driver_sql("ROLLBACK")
+            results = [(False, exc)] * len(batch)
+        for (_fn, future, loop), (ok, value) in zip(batch, results, strict=True):
+            loop.call_soon_threadsafe(_settle, future, ok, value)
+
+    def close(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+        self.engine.dispose()
+
+
 class Database:
-    """The engine plus the two ways code here touches it: read sessions and write transactions."""
+    """The engine plus the ways code here touches it: read sessions, and write transactions."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.engine = create_engine(url, echo=echo)
         self.is_sqlite = url.startswith("sqlite")
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._writer = SqliteWriter(url) if self.is_sqlite else None
+
+    async def run_write(self, fn: Callable[[Connection], T]) -> T:
+        """Run `fn(connection)` as one committed write transaction; its exception rolls it back.
+
+        The write paths that carry traffic (webhooks, the bot) use this: on SQLite a single writer
+        thread with group commit, on PostgreSQL a pooled connection per call.
+        """
+        if self._writer is not None:
+            return await self._writer.submit(fn)
+        async with self.engine.connect() as conn, conn.begin():
+            return await conn.run_sync(fn)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -132,4 +266,6 @@ class Database:
             yield conn
 
     async def dispose(self) -> None:
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.close)
         await self.engine.dispose()

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Index, delete, insert, select
+from sqlalchemy import Connection, Index, bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
@@ -53,17 +53,35 @@ class Change:
 _table = ChangeEventRow.__table__  # type: ignore[attr-defined]
 
 
-async def record_change(
-    session: AsyncSession, workspace_id: int, kind: str, contact_id: int | None
-) -> Change:
+_INSERT_CHANGE = (
+    insert(_table)
+    .values({c: bindparam(c) for c in ("workspace_id", "kind", "contact_id", "created_at")})
+    .returning(_table.c.id)
+)
+
+
+def add_change(conn: Connection, workspace_id: int, kind: str, contact_id: int | None) -> Change:
     """Add a change event to the caller's transaction; publish it after the commit."""
-    result = await session.execute(
-        insert(_table)
-        .values(workspace_id=workspace_id, kind=kind, contact_id=contact_id, created_at=utcnow())
-        .returning(_table.c.id)
+    result = conn.execute(
+        _INSERT_CHANGE,
+        {
+            "workspace_id": workspace_id,
+            "kind": kind,
+            "contact_id": contact_id,
+            "created_at": utcnow(),
+        },
     )
     return Change(
         id=result.scalar_one(), workspace_id=workspace_id, kind=kind, contact_id=contact_id
+    )
+
+
+async def record_change(
+    session: AsyncSession, workspace_id: int, kind: str, contact_id: int | None
+) -> Change:
+    """add_change() for code holding an async session."""
+    return await session.run_sync(
+        lambda sync: add_change(sync.connection(), workspace_id, kind, contact_id)
     )
 
 

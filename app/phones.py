@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 import phonenumbers
 
@@ -24,6 +25,7 @@ def is_bsuid(value: str | None) -> bool:
     return bool(value) and bool(_BSUID.match(value.strip()))  # type: ignore[union-attr]
 
 
+@lru_cache(maxsize=65536)  # pure, and the same people write again and again
 def normalize_wa_id(value: str | None) -> str | None:
     """E.164 for a phone that WhatsApp or Kapso sent ("628...", "+62 812-...")."""
     if not value or is_bsuid(value):
@@ -36,6 +38,7 @@ def normalize_wa_id(value: str | None) -> str | None:
     return _format("+" + digits, None)
 
 
+@lru_cache(maxsize=65536)
 def normalize_phone(value: str | None, default_region: str = "ID") -> str | None:
     """E.164 for a phone typed by a person or a bot; None when it is not a valid number."""
     if not value or is_bsuid(value):

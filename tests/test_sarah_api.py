@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import select, text
+from sqlalchemy import Connection, select, text
 
 from app.db import Database
 from app.leads.models import Contact, LeadChange
@@ -281,10 +281,12 @@ async def test_retention_keeps_the_newest_per_workspace(
     db: Database, workspace: Workspace, database_url: str
 ) -> None:
     other = await add_workspace(database_url, name="Other", phone_number_id="1", sarah_key="k2")
-    async with db.write() as session:
-        await log_sync_failure(session, other.id, source="sarah", error="keep me")  # type: ignore[arg-type]
+    def fill(conn: Connection) -> None:
+        log_sync_failure(conn, other.id, source="sarah", error="keep me")  # type: ignore[arg-type]
         for i in range(12):
-            await log_sync_failure(session, workspace.id, source="sarah", error=f"e{i}", keep=5)  # type: ignore[arg-type]
+            log_sync_failure(conn, workspace.id, source="sarah", error=f"e{i}", keep=5)  # type: ignore[arg-type]
+
+    await db.run_write(fill)
     async with db.session() as session:
         rows = (await session.execute(select(SyncFailure).order_by(SyncFailure.id))).scalars().all()
     mine = [r.error for r in rows if r.workspace_id == workspace.id]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -101,9 +101,9 @@ async def members_of(session: AsyncSession, workspace_id: int) -> list[User]:
     return list(rows.scalars())
 
 
-async def is_member(session: AsyncSession, workspace_id: int, user_id: int) -> bool:
+def is_member(conn: Connection, workspace_id: int, user_id: int) -> bool:
     m = Membership.__table__  # type: ignore[attr-defined]
-    found = await session.execute(
+    found = conn.execute(
         select(m.c.id).where(m.c.workspace_id == workspace_id, m.c.user_id == user_id)
     )
     return found.first() is not None

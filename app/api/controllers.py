@@ -8,11 +8,12 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery
 from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST, HTTP_404_NOT_FOUND
+from sqlalchemy import Connection
 
 from app.accounts.web import provide_api_workspace
 from app.broker import Broker
 from app.db import Database
-from app.events import LEAD_CHANGED, record_change
+from app.events import LEAD_CHANGED, Change, add_change
 from app.leads.changes import LEAD_STATUSES, StatusError, set_status_by_human
 from app.leads.queries import lead_stats, list_leads
 from app.sarah.rules import TEMPERATURES
@@ -80,23 +81,23 @@ class ApiController(Controller):
         actor = str(body.get("actor") or "api")[:120]
         if status is None and not release:
             return _bad("give a status, or release_to_bot: true")
+        ws_id = workspace.id
+
+        def apply(conn: Connection) -> Change | None:
+            changed = set_status_by_human(
+                conn, ws_id, lead_id, status, actor, release_to_bot=release
+            )
+            return add_change(conn, ws_id, LEAD_CHANGED, lead_id) if changed else None
+
         try:
-            async with db.write() as session:
-                changed = await set_status_by_human(
-                    session, workspace.id, lead_id, status, actor, release_to_bot=release
-                )
-                change = (
-                    await record_change(session, workspace.id, LEAD_CHANGED, lead_id)
-                    if changed
-                    else None
-                )
+            change = await db.run_write(apply)
         except StatusError as exc:
             return _bad(str(exc))
         except LookupError:
             return Response({"error": "no such lead"}, status_code=HTTP_404_NOT_FOUND)
         if change is not None:
             await broker.publish([change])
-        return Response({"changed": changed})
+        return Response({"changed": change is not None})
 
     @get("/sync/failures")
     async def sync_failures(

@@ -14,16 +14,18 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import msgspec
-from sqlalchemy import select, update
+from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.broker import Broker
 from app.db import Database, insert_on_conflict, utcnow
-from app.events import LEAD_CHANGED, Change, record_change
+from app.events import LEAD_CHANGED, Change, add_change
 from app.ingest.kapso import kapso_phone_number_ids, parse_kapso
 from app.ingest.meta import meta_phone_number_ids, parse_meta
 from app.ingest.models import WebhookInbox
@@ -120,17 +122,26 @@ class WorkspaceDirectory:
         self._cache.clear()
 
 
-async def apply_delivery(
-    session: AsyncSession, workspace_id: int, parsed: ParsedDelivery
+def apply_delivery_sync(
+    conn: Connection, workspace_id: int, parsed: ParsedDelivery
 ) -> tuple[ApplyResult, list[Change]]:
     """Apply a delivery's records and add one change event per lead it touched, in the caller's
     transaction (the webhook request and the inbox retry job both go through here)."""
-    applied = await apply_records(session, workspace_id, parsed.records)
+    applied = apply_records(conn, workspace_id, parsed.records)
     changes = [
-        await record_change(session, workspace_id, LEAD_CHANGED, contact_id)
+        add_change(conn, workspace_id, LEAD_CHANGED, contact_id)
         for contact_id in applied.contact_ids
     ]
     return applied, changes
+
+
+async def apply_delivery(
+    session: AsyncSession, workspace_id: int, parsed: ParsedDelivery
+) -> tuple[ApplyResult, list[Change]]:
+    """apply_delivery_sync() for code holding an async session."""
+    return await session.run_sync(
+        lambda sync: apply_delivery_sync(sync.connection(), workspace_id, parsed)
+    )
 
 
 def _decode(raw_body: bytes) -> Any:
@@ -237,25 +248,29 @@ class IngestService:
     async def _store_ignored(
         self, workspace: Workspace, provider: str, key: str, event_type: str, raw_body: bytes
     ) -> IngestResult:
-        now = utcnow()
-        try:
-            async with self.db.write() as session:
-                await session.execute(
-                    insert_on_conflict(session, inbox)
-                    .values(
-                        workspace_id=workspace.id,
-                        provider=provider,
-                        delivery_key=key[:120],
-                        event_type=event_type[:80] or "unknown",
-                        body=raw_body.decode("utf-8", "replace"),
-                        received_at=now,
-                        processed_at=now,
-                        attempts=0,
-                        error="ignored: unsupported event type",
-                        duplicates=0,
-                    )
-                    .on_conflict_do_nothing(index_elements=["provider", "delivery_key"])
+        assert workspace.id is not None
+        ws_id, now = workspace.id, utcnow()
+
+        def store(conn: Connection) -> None:
+            conn.execute(
+                insert_on_conflict(conn, inbox)
+                .values(
+                    workspace_id=ws_id,
+                    provider=provider,
+                    delivery_key=key[:120],
+                    event_type=event_type[:80] or "unknown",
+                    body=raw_body.decode("utf-8", "replace"),
+                    received_at=now,
+                    processed_at=now,
+                    attempts=0,
+                    error="ignored: unsupported event type",
+                    duplicates=0,
                 )
+                .on_conflict_do_nothing(index_elements=["provider", "delivery_key"])
+            )
+
+        try:
+            await self.db.run_write(store)
         except SQLAlchemyError:
             log.exception("could not store an ignored delivery")
         return IngestResult(Outcome.IGNORED, f"event type {event_type!r} is not handled")
@@ -270,17 +285,23 @@ class IngestService:
         parsed: ParsedDelivery,
     ) -> IngestResult:
         assert workspace.id is not None
+        ws_id = workspace.id
         body_text = raw_body.decode("utf-8", "replace")
+
+        def process(conn: Connection) -> tuple[ApplyResult, list[Change]] | None:
+            return _process_delivery(conn, ws_id, provider, key, event_type, body_text, parsed)
+
         try:
-            applied, changes = await self._apply_in_one_transaction(
-                workspace.id, provider, key, event_type, body_text, parsed
-            )
+            outcome = await self.db.run_write(process)
         except _Duplicate:
-            await self._count_duplicate(provider, key)
-            return IngestResult(Outcome.DUPLICATE, "this delivery was already received")
+            await self.db.run_write(lambda conn: _count_duplicate(conn, provider, key))
+            outcome = None
         except SQLAlchemyError as exc:
             log.exception("processing a %s delivery failed; keeping it for retry", provider)
-            return await self._store_failed(workspace.id, provider, key, event_type, body_text, exc)
+            return await self._store_failed(ws_id, provider, key, event_type, body_text, exc)
+        if outcome is None:
+            return IngestResult(Outcome.DUPLICATE, "this delivery was already received")
+        applied, changes = outcome
         await self.broker.publish(changes)
         return IngestResult(
             Outcome.PROCESSED,
@@ -288,66 +309,6 @@ class IngestService:
             status_updates=applied.status_updates,
             leads=len(applied.contact_ids),
         )
-
-    async def _apply_in_one_transaction(
-        self,
-        workspace_id: int,
-        provider: str,
-        key: str,
-        event_type: str,
-        body_text: str,
-        parsed: ParsedDelivery,
-    ) -> tuple[ApplyResult, list[Change]]:
-        async with self.db.write() as session:
-            existing = (
-                await session.execute(
-                    select(inbox.c.id, inbox.c.processed_at).where(
-                        inbox.c.provider == provider, inbox.c.delivery_key == key
-                    )
-                )
-            ).first()
-            if existing is not None and existing.processed_at is not None:
-                raise _Duplicate()
-            applied, changes = await apply_delivery(session, workspace_id, parsed)
-            now = utcnow()
-            if existing is not None:
-                # A delivery stored earlier whose processing failed: this redelivery completes it.
-                await session.execute(
-                    update(inbox)
-                    .where(inbox.c.id == existing.id)
-                    .values(processed_at=now, error=None, attempts=inbox.c.attempts + 1)
-                )
-            else:
-                stored = await session.execute(
-                    insert_on_conflict(session, inbox)
-                    .values(
-                        workspace_id=workspace_id,
-                        provider=provider,
-                        delivery_key=key,
-                        event_type=event_type[:80],
-                        body=body_text,
-                        received_at=now,
-                        processed_at=now,
-                        attempts=1,
-                        duplicates=0,
-                    )
-                    .on_conflict_do_nothing(index_elements=["provider", "delivery_key"])
-                    .returning(inbox.c.id)
-                )
-                if stored.first() is None:
-                    raise _Duplicate()  # a concurrent request stored it first: roll ours back
-        return applied, changes
-
-    async def _count_duplicate(self, provider: str, key: str) -> None:
-        try:
-            async with self.db.write() as session:
-                await session.execute(
-                    update(inbox)
-                    .where(inbox.c.provider == provider, inbox.c.delivery_key == key)
-                    .values(duplicates=inbox.c.duplicates + 1)
-                )
-        except SQLAlchemyError:
-            log.exception("could not count a duplicate delivery")
 
     async def _store_failed(
         self,
@@ -359,27 +320,109 @@ class IngestService:
         error: Exception,
     ) -> IngestResult:
         message = f"{type(error).__name__}: {error}"[:2000]
-        try:
-            async with self.db.write() as session:
-                await session.execute(
-                    insert_on_conflict(session, inbox)
-                    .values(
-                        workspace_id=workspace_id,
-                        provider=provider,
-                        delivery_key=key,
-                        event_type=event_type[:80],
-                        body=body_text,
-                        received_at=utcnow(),
-                        processed_at=None,
-                        attempts=1,
-                        error=message,
-                        duplicates=0,
-                    )
-                    .on_conflict_do_update(
-                        index_elements=["provider", "delivery_key"],
-                        set_={"error": message, "attempts": inbox.c.attempts + 1},
-                    )
+
+        def store(conn: Connection) -> None:
+            conn.execute(
+                insert_on_conflict(conn, inbox)
+                .values(
+                    workspace_id=workspace_id,
+                    provider=provider,
+                    delivery_key=key,
+                    event_type=event_type[:80],
+                    body=body_text,
+                    received_at=utcnow(),
+                    processed_at=None,
+                    attempts=1,
+                    error=message,
+                    duplicates=0,
                 )
+                .on_conflict_do_update(
+                    index_elements=["provider", "delivery_key"],
+                    set_={"error": message, "attempts": inbox.c.attempts + 1},
+                )
+            )
+
+        try:
+            await self.db.run_write(store)
         except SQLAlchemyError as exc:
             raise StorageUnavailable("the database is unavailable; please retry") from exc
         return IngestResult(Outcome.QUEUED, "stored; processing failed and will be retried")
+
+
+def _process_delivery(
+    conn: Connection,
+    workspace_id: int,
+    provider: str,
+    key: str,
+    event_type: str,
+    body_text: str,
+    parsed: ParsedDelivery,
+) -> tuple[ApplyResult, list[Change]] | None:
+    """Inbox row, lead changes and change events in one transaction; None for a duplicate."""
+    existing = conn.execute(_INBOX_BY_KEY, {"provider": provider, "key": key}).first()
+    if existing is not None and existing.processed_at is not None:
+        _count_duplicate(conn, provider, key)
+        return None
+    applied, changes = apply_delivery_sync(conn, workspace_id, parsed)
+    now = utcnow()
+    if existing is not None:
+        # A delivery stored earlier whose processing failed: this redelivery completes it.
+        conn.execute(
+            update(inbox)
+            .where(inbox.c.id == existing.id)
+            .values(processed_at=now, error=None, attempts=inbox.c.attempts + 1)
+        )
+        return applied, changes
+    stored = conn.execute(
+        _insert_inbox(conn.dialect.name),
+        {
+            "workspace_id": workspace_id,
+            "provider": provider,
+            "delivery_key": key,
+            "event_type": event_type[:80],
+            "body": body_text,
+            "received_at": now,
+            "processed_at": now,
+            "attempts": 1,
+            "duplicates": 0,
+        },
+    )
+    if stored.first() is None:
+        raise _Duplicate()  # a concurrent request stored it first: roll ours back
+    return applied, changes
+
+
+def _count_duplicate(conn: Connection, provider: str, key: str) -> None:
+    conn.execute(_COUNT_DUPLICATE, {"w_provider": provider, "key": key})
+
+
+# Built once: the hot path only binds values (see app/leads/statements.py for why).
+_INBOX_BY_KEY = select(inbox.c.id, inbox.c.processed_at).where(
+    inbox.c.provider == bindparam("provider"), inbox.c.delivery_key == bindparam("key")
+)
+_COUNT_DUPLICATE = (
+    update(inbox)
+    .where(inbox.c.provider == bindparam("w_provider"), inbox.c.delivery_key == bindparam("key"))
+    .values(duplicates=inbox.c.duplicates + 1)
+)
+_INBOX_COLUMNS = (
+    "workspace_id",
+    "provider",
+    "delivery_key",
+    "event_type",
+    "body",
+    "received_at",
+    "processed_at",
+    "attempts",
+    "duplicates",
+)
+
+
+@lru_cache(maxsize=4)
+def _insert_inbox(dialect: str) -> Any:
+    table_insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(inbox)
+    return (
+        table_insert.values({c: bindparam(c) for c in _INBOX_COLUMNS})
+        .on_conflict_do_nothing(index_elements=["provider", "delivery_key"])
+        .returning(inbox.c.id)
+    )

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection, select, update
 
 from app.accounts.services import is_member
 from app.db import utcnow
-from app.events import LEAD_CHANGED, Change, record_change
+from app.events import LEAD_CHANGED, Change, add_change
 from app.leads.changes import set_status_by_human
 from app.leads.models import Contact
 from app.notes.services import add_note
@@ -25,9 +24,9 @@ class ActionError(ValueError):
     pass
 
 
-async def _lock(session: AsyncSession, workspace_id: int, contact_id: int) -> Any:
+def _lock(conn: Connection, workspace_id: int, contact_id: int) -> Any:
     row = (
-        await session.execute(
+        conn.execute(
             select(contacts.c.id, contacts.c.owner_user_id, contacts.c.hot_since)
             .where(contacts.c.workspace_id == workspace_id, contacts.c.id == contact_id)
             .with_for_update()
@@ -38,12 +37,12 @@ async def _lock(session: AsyncSession, workspace_id: int, contact_id: int) -> An
     return row
 
 
-async def assign_owner(
-    session: AsyncSession, workspace_id: int, contact_id: int, owner_id: int | None
+def assign_owner(
+    conn: Connection, workspace_id: int, contact_id: int, owner_id: int | None
 ) -> Change | None:
     """Give the lead an owner (None: unassign). Claiming also ends a hot-lead alert."""
-    row = await _lock(session, workspace_id, contact_id)
-    if owner_id is not None and not await is_member(session, workspace_id, owner_id):
+    row = _lock(conn, workspace_id, contact_id)
+    if owner_id is not None and not is_member(conn, workspace_id, owner_id):
         raise ActionError("that person is not in this workspace")
     values: dict[str, Any] = {}
     if row.owner_user_id != owner_id:
@@ -53,20 +52,20 @@ async def assign_owner(
     if not values:
         return None
     values["updated_at"] = utcnow()
-    await session.execute(update(contacts).where(contacts.c.id == contact_id).values(**values))
-    return await record_change(session, workspace_id, LEAD_CHANGED, contact_id)
+    conn.execute(update(contacts).where(contacts.c.id == contact_id).values(**values))
+    return add_change(conn, workspace_id, LEAD_CHANGED, contact_id)
 
 
-async def change_status(
-    session: AsyncSession, workspace_id: int, contact_id: int, status: str, actor: str
+def change_status(
+    conn: Connection, workspace_id: int, contact_id: int, status: str, actor: str
 ) -> Change | None:
-    if await set_status_by_human(session, workspace_id, contact_id, status, actor):
-        return await record_change(session, workspace_id, LEAD_CHANGED, contact_id)
+    if set_status_by_human(conn, workspace_id, contact_id, status, actor):
+        return add_change(conn, workspace_id, LEAD_CHANGED, contact_id)
     return None
 
 
-async def note(
-    session: AsyncSession,
+def note(
+    conn: Connection,
     workspace_id: int,
     contact_id: int,
     body: str,
@@ -74,8 +73,6 @@ async def note(
     user_id: int,
     author_name: str,
 ) -> Change:
-    await _lock(session, workspace_id, contact_id)
-    await add_note(
-        session, workspace_id, contact_id, body, author_name=author_name, user_id=user_id
-    )
-    return await record_change(session, workspace_id, LEAD_CHANGED, contact_id)
+    _lock(conn, workspace_id, contact_id)
+    add_note(conn, workspace_id, contact_id, body, author_name=author_name, user_id=user_id)
+    return add_change(conn, workspace_id, LEAD_CHANGED, contact_id)

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection, insert, select, update
 
 from app.db import utcnow
 from app.leads.models import Contact, LeadChange
@@ -48,17 +47,17 @@ def history_row(
     }
 
 
-async def record_history(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+def record_history(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
-        await session.execute(insert(lead_changes), rows)
+        conn.execute(insert(lead_changes), rows)
 
 
 def bot_may_set_status(current_source: str | None) -> bool:
     return current_source != HUMAN
 
 
-async def set_status_by_human(
-    session: AsyncSession,
+def set_status_by_human(
+    conn: Connection,
     workspace_id: int,
     contact_id: int,
     status: str | None,
@@ -69,12 +68,10 @@ async def set_status_by_human(
     """A person sets the status (or hands the lead back to the bot). True if anything changed."""
     if status is not None and status not in LEAD_STATUSES:
         raise StatusError(f"status must be one of {', '.join(LEAD_STATUSES)}")
-    row = (
-        await session.execute(
-            select(contacts.c.status, contacts.c.status_source)
-            .where(contacts.c.workspace_id == workspace_id, contacts.c.id == contact_id)
-            .with_for_update()
-        )
+    row = conn.execute(
+        select(contacts.c.status, contacts.c.status_source)
+        .where(contacts.c.workspace_id == workspace_id, contacts.c.id == contact_id)
+        .with_for_update()
     ).first()
     if row is None:
         raise LookupError("no such lead")
@@ -92,6 +89,6 @@ async def set_status_by_human(
     if not values:
         return False
     values["updated_at"] = now
-    await session.execute(update(contacts).where(contacts.c.id == contact_id).values(**values))
-    await record_history(session, history)
+    conn.execute(update(contacts).where(contacts.c.id == contact_id).values(**values))
+    record_history(conn, history)
     return True

@@ -160,8 +160,7 @@ class LeadController(Controller):
         action: Any,
     ) -> Response[Any]:
         try:
-            async with db.write() as session:
-                change: Change | None = await action(session)
+            change: Change | None = await db.run_write(action)
         except LookupError:
             raise NotFoundException("no such lead") from None
         except (StatusError, NoteError, actions.ActionError) as exc:

@@ -11,13 +11,12 @@ Rules that live here and nowhere else:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection, func, update
 
-from app.db import insert_on_conflict, utcnow
+from app.db import utcnow
 from app.ingest.records import (
     STATUS_RANK,
     ConversationRecord,
@@ -27,6 +26,7 @@ from app.ingest.records import (
     Record,
     StatusRecord,
 )
+from app.leads import statements as st
 from app.leads.models import Contact, Conversation, Message
 
 contacts = Contact.__table__  # type: ignore[attr-defined]
@@ -34,6 +34,7 @@ conversations = Conversation.__table__  # type: ignore[attr-defined]
 messages = Message.__table__  # type: ignore[attr-defined]
 
 PREVIEW_CHARS = 280
+CONVERSATION_TOUCH_EVERY = timedelta(minutes=1)
 SEARCH_FIELDS = frozenset(
     {"name", "profile_name", "username", "phone_e164", "business_type", "location"}
 )
@@ -64,19 +65,17 @@ class ApplyResult:
             self.contact_ids.append(contact_id)
 
 
-async def apply_records(
-    session: AsyncSession, workspace_id: int, records: list[Record]
-) -> ApplyResult:
+def apply_records(conn: Connection, workspace_id: int, records: list[Record]) -> ApplyResult:
     result = ApplyResult()
     for record in records:
         if isinstance(record, MessageRecord):
-            await _apply_message(session, workspace_id, record, result)
+            _apply_message(conn, workspace_id, record, result)
         elif isinstance(record, StatusRecord):
-            await _apply_status(session, workspace_id, record, result)
+            _apply_status(conn, workspace_id, record, result)
         elif isinstance(record, ConversationRecord):
-            await _apply_conversation(session, workspace_id, record, result)
+            _apply_conversation(conn, workspace_id, record, result)
         elif isinstance(record, IdentityRecord):
-            await _apply_identity(session, workspace_id, record, result)
+            _apply_identity(conn, workspace_id, record, result)
     return result
 
 
@@ -92,56 +91,46 @@ _CONTACT_COLUMNS = (
 )
 
 
-async def _find_contact(session: AsyncSession, workspace_id: int, lead: LeadRef) -> Any:
+def _find_contact(conn: Connection, workspace_id: int, lead: LeadRef) -> Any:
     """The lead's row, locked for this transaction (PostgreSQL; SQLite serialises writers)."""
-    keys = []
     if lead.phone_e164:
-        keys.append(contacts.c.phone_e164 == lead.phone_e164)
-    if lead.bsuid:
-        keys.append(contacts.c.bsuid == lead.bsuid)
-    for key in keys:
-        row = (
-            await session.execute(
-                select(*_CONTACT_COLUMNS)
-                .where(contacts.c.workspace_id == workspace_id, key)
-                .with_for_update()
-            )
+        row = conn.execute(
+            st.CONTACT_BY_PHONE, {"ws": workspace_id, "key": lead.phone_e164}
         ).first()
         if row is not None:
             return row
+    if lead.bsuid:
+        return conn.execute(st.CONTACT_BY_BSUID, {"ws": workspace_id, "key": lead.bsuid}).first()
     return None
 
 
-async def find_or_create_contact(
-    session: AsyncSession, workspace_id: int, lead: LeadRef, at: datetime
-) -> Any:
+def find_or_create_contact(conn: Connection, workspace_id: int, lead: LeadRef, at: datetime) -> Any:
     """The lead's row (id and activity columns); created when this is its first appearance."""
-    row = await _find_contact(session, workspace_id, lead)
+    row = _find_contact(conn, workspace_id, lead)
     if row is not None:
         return row
     now = utcnow()
-    key = ["workspace_id", "phone_e164"] if lead.phone_e164 else ["workspace_id", "bsuid"]
-    await session.execute(
-        insert_on_conflict(session, contacts)
-        .values(
-            workspace_id=workspace_id,
-            phone_e164=lead.phone_e164,
-            bsuid=lead.bsuid,
-            username=lead.username,
-            profile_name=lead.profile_name,
-            search_text=search_text_for(
+    key = "phone_e164" if lead.phone_e164 else "bsuid"
+    conn.execute(
+        st.insert_contact(conn.dialect.name, key),
+        {
+            "workspace_id": workspace_id,
+            "phone_e164": lead.phone_e164,
+            "bsuid": lead.bsuid,
+            "username": lead.username,
+            "profile_name": lead.profile_name,
+            "search_text": search_text_for(
                 profile_name=lead.profile_name, username=lead.username, phone_e164=lead.phone_e164
             ),
-            status="new",
-            message_count=0,
-            last_activity_at=_not_future(at, now),
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=key)
+            "status": "new",
+            "message_count": 0,
+            "last_activity_at": _not_future(at, now),
+            "created_at": now,
+            "updated_at": now,
+        },
     )
     # Read back by key: also right when a concurrent delivery inserted the same lead first.
-    return await _find_contact(session, workspace_id, lead)
+    return _find_contact(conn, workspace_id, lead)
 
 
 def _identity_updates(row: Any, lead: LeadRef) -> dict[str, Any]:
@@ -158,100 +147,82 @@ def _identity_updates(row: Any, lead: LeadRef) -> dict[str, Any]:
     return values
 
 
-async def _conversation_id(
-    session: AsyncSession, workspace_id: int, contact_id: int, ref: str | None, at: datetime
+def _conversation_id(
+    conn: Connection, workspace_id: int, contact_id: int, ref: str | None, at: datetime
 ) -> int | None:
     if not ref:
         return None
-    found = (
-        await session.execute(
-            select(conversations.c.id, conversations.c.last_active_at).where(
-                conversations.c.workspace_id == workspace_id, conversations.c.external_id == ref
-            )
-        )
-    ).first()
+    found = conn.execute(st.CONVERSATION_BY_REF, {"ws": workspace_id, "ref": ref}).first()
     if found is not None:
-        if at > found.last_active_at:
-            await session.execute(
-                update(conversations)
-                .where(conversations.c.id == found.id)
-                .values(last_active_at=at)
-            )
+        # To the minute: a burst of messages does not rewrite the row every time.
+        if at - found.last_active_at > CONVERSATION_TOUCH_EVERY:
+            conn.execute(st.CONVERSATION_TOUCH, {"_id": found.id, "at": at})
         return int(found.id)
-    await session.execute(
-        insert_on_conflict(session, conversations)
-        .values(
-            workspace_id=workspace_id,
-            contact_id=contact_id,
-            external_id=ref,
-            status="active",
-            started_at=at,
-            last_active_at=at,
-        )
-        .on_conflict_do_nothing(index_elements=["workspace_id", "external_id"])
-    )
-    return (
-        await session.execute(
-            select(conversations.c.id).where(
-                conversations.c.workspace_id == workspace_id, conversations.c.external_id == ref
-            )
-        )
-    ).scalar_one()
+    created = conn.execute(
+        st.insert_conversation(conn.dialect.name),
+        {
+            "workspace_id": workspace_id,
+            "contact_id": contact_id,
+            "external_id": ref,
+            "status": "active",
+            "started_at": at,
+            "last_active_at": at,
+        },
+    ).first()
+    if created is not None:
+        return int(created.id)
+    # A concurrent delivery created it first.
+    return int(conn.execute(st.CONVERSATION_BY_REF, {"ws": workspace_id, "ref": ref}).one().id)
 
 
-async def _apply_message(
-    session: AsyncSession, workspace_id: int, record: MessageRecord, result: ApplyResult
+def _apply_message(
+    conn: Connection, workspace_id: int, record: MessageRecord, result: ApplyResult
 ) -> None:
     now = utcnow()
     sent_at = _not_future(record.sent_at, now)
-    contact = await find_or_create_contact(session, workspace_id, record.lead, sent_at)
+    contact = find_or_create_contact(conn, workspace_id, record.lead, sent_at)
     if contact is None:
         return
-    conversation_id = await _conversation_id(
-        session, workspace_id, contact.id, record.conversation_ref, sent_at
+    conversation_id = _conversation_id(
+        conn, workspace_id, contact.id, record.conversation_ref, sent_at
     )
-    inserted = (
-        await session.execute(
-            insert_on_conflict(session, messages)
-            .values(
-                workspace_id=workspace_id,
-                contact_id=contact.id,
-                conversation_id=conversation_id,
-                wamid=record.wamid,
-                direction=record.direction,
-                message_type=record.message_type,
-                body=record.body,
-                status=record.status,
-                status_at=_not_future(record.status_at, now),
-                error=record.error,
-                origin=record.origin,
-                has_media=record.has_media,
-                media_url=record.media_url,
-                sent_at=sent_at,
-                created_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["workspace_id", "wamid"])
-            .returning(messages.c.id)
-        )
+    inserted = conn.execute(
+        st.insert_message(conn.dialect.name),
+        {
+            "workspace_id": workspace_id,
+            "contact_id": contact.id,
+            "conversation_id": conversation_id,
+            "wamid": record.wamid,
+            "direction": record.direction,
+            "message_type": record.message_type,
+            "body": record.body,
+            "status": record.status,
+            "status_at": _not_future(record.status_at, now),
+            "error": record.error,
+            "origin": record.origin,
+            "has_media": record.has_media,
+            "media_url": record.media_url,
+            "sent_at": sent_at,
+            "created_at": now,
+        },
     ).first()
     contact_values = _identity_updates(contact, record.lead)
     if inserted is None:
         # Known wamid: a redelivery, or a later status of a message we already have.
-        changed = await _advance_message(session, workspace_id, record, now)
+        changed = _advance_message(conn, workspace_id, record, now)
         if changed:
             result.status_updates += 1
         else:
             result.duplicate_messages += 1
         if changed or contact_values:
-            await _update_contact(session, contact.id, contact_values, now)
+            _update_contact(conn, contact.id, contact_values, now)
             result.touch(contact.id)
         return
     result.new_messages += 1
     contact_values.update(
         _activity_updates(contact, record.direction, record.body, sent_at, record.origin)
     )
-    contact_values["message_count"] = contacts.c.message_count + 1
-    await _update_contact(session, contact.id, contact_values, now)
+    _update_contact(conn, contact.id, contact_values, now, new_message=True)
     result.touch(contact.id)
 
 
@@ -279,13 +250,18 @@ def _activity_updates(
     return values
 
 
-async def _update_contact(
-    session: AsyncSession, contact_id: int, values: dict[str, Any], now: datetime
+def _update_contact(
+    conn: Connection,
+    contact_id: int,
+    values: dict[str, Any],
+    now: datetime,
+    *,
+    new_message: bool = False,
 ) -> None:
     values["updated_at"] = now
-    await session.execute(update(contacts).where(contacts.c.id == contact_id).values(**values))
+    conn.execute(st.update_contact(frozenset(values), new_message), {**values, "_id": contact_id})
     if SEARCH_FIELDS.intersection(values):
-        await refresh_search_text(session, contact_id)
+        refresh_search_text(conn, contact_id)
 
 
 def _search_text_sql() -> Any:
@@ -325,24 +301,18 @@ def search_text_for(
     return " ".join(p or "" for p in parts).lower()
 
 
-async def refresh_search_text(session: AsyncSession, contact_id: int) -> None:
+def refresh_search_text(conn: Connection, contact_id: int) -> None:
     """Recompute after a searchable field changed (a second UPDATE sees the new values)."""
-    await session.execute(
+    conn.execute(
         update(contacts).where(contacts.c.id == contact_id).values(search_text=_search_text_sql())
     )
 
 
-async def _advance_message(
-    session: AsyncSession, workspace_id: int, record: MessageRecord | StatusRecord, now: datetime
+def _advance_message(
+    conn: Connection, workspace_id: int, record: MessageRecord | StatusRecord, now: datetime
 ) -> bool:
     """Move a known message's status forward; fill a body we did not have. True if it changed."""
-    current = (
-        await session.execute(
-            select(messages.c.id, messages.c.status, messages.c.body, messages.c.error).where(
-                messages.c.workspace_id == workspace_id, messages.c.wamid == record.wamid
-            )
-        )
-    ).first()
+    current = conn.execute(st.MESSAGE_BY_WAMID, {"ws": workspace_id, "wamid": record.wamid}).first()
     if current is None:
         return False
     values: dict[str, Any] = {}
@@ -356,23 +326,18 @@ async def _advance_message(
         values["message_type"] = record.message_type
     if not values:
         return False
-    await session.execute(update(messages).where(messages.c.id == current.id).values(**values))
+    conn.execute(st.update_message(frozenset(values)), {**values, "_id": current.id})
     return True
 
 
-async def _apply_status(
-    session: AsyncSession, workspace_id: int, record: StatusRecord, result: ApplyResult
+def _apply_status(
+    conn: Connection, workspace_id: int, record: StatusRecord, result: ApplyResult
 ) -> None:
     now = utcnow()
-    contact_id = (
-        await session.execute(
-            select(messages.c.contact_id).where(
-                messages.c.workspace_id == workspace_id, messages.c.wamid == record.wamid
-            )
-        )
-    ).scalar_one_or_none()
+    found = conn.execute(st.MESSAGE_BY_WAMID, {"ws": workspace_id, "wamid": record.wamid}).first()
+    contact_id = found.contact_id if found is not None else None
     if contact_id is not None:
-        if await _advance_message(session, workspace_id, record, now):
+        if _advance_message(conn, workspace_id, record, now):
             result.status_updates += 1
             result.touch(contact_id)
         else:
@@ -393,22 +358,20 @@ async def _apply_status(
         conversation_ref=record.conversation_ref,
         error=record.error,
     )
-    await _apply_message(session, workspace_id, placeholder, result)
+    _apply_message(conn, workspace_id, placeholder, result)
     result.status_updates += 1
     result.new_messages -= 1
 
 
-async def _apply_conversation(
-    session: AsyncSession, workspace_id: int, record: ConversationRecord, result: ApplyResult
+def _apply_conversation(
+    conn: Connection, workspace_id: int, record: ConversationRecord, result: ApplyResult
 ) -> None:
     now = utcnow()
     at = _not_future(record.at, now)
-    contact = await find_or_create_contact(session, workspace_id, record.lead, at)
+    contact = find_or_create_contact(conn, workspace_id, record.lead, at)
     if contact is None:
         return
-    conversation_id = await _conversation_id(
-        session, workspace_id, contact.id, record.conversation_ref, at
-    )
+    conversation_id = _conversation_id(conn, workspace_id, contact.id, record.conversation_ref, at)
     values: dict[str, Any] = {}
     if record.event == "ended":
         values = {"status": "ended", "ended_at": at}
@@ -417,27 +380,27 @@ async def _apply_conversation(
     elif record.status:
         values = {"status": record.status}
     if values and conversation_id is not None:
-        await session.execute(
+        conn.execute(
             update(conversations).where(conversations.c.id == conversation_id).values(**values)
         )
     identity = _identity_updates(contact, record.lead)
     if identity:
-        await _update_contact(session, contact.id, identity, now)
+        _update_contact(conn, contact.id, identity, now)
     result.touch(contact.id)
 
 
-async def _apply_identity(
-    session: AsyncSession, workspace_id: int, record: IdentityRecord, result: ApplyResult
+def _apply_identity(
+    conn: Connection, workspace_id: int, record: IdentityRecord, result: ApplyResult
 ) -> None:
     lookup = LeadRef(
         phone_e164=record.lead.phone_e164, bsuid=record.previous_bsuid or record.lead.bsuid
     )
-    contact = await _find_contact(session, workspace_id, lookup)
+    contact = _find_contact(conn, workspace_id, lookup)
     if contact is None:
-        contact = await find_or_create_contact(session, workspace_id, record.lead, record.at)
+        contact = find_or_create_contact(conn, workspace_id, record.lead, record.at)
         if contact is None:
             return
     values = _identity_updates(contact, record.lead)
     if values:
-        await _update_contact(session, contact.id, values, utcnow())
+        _update_contact(conn, contact.id, values, utcnow())
         result.touch(contact.id)

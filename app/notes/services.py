@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection, insert
 
 from app.db import utcnow
 from app.notes.models import Note
@@ -16,8 +15,8 @@ class NoteError(ValueError):
     pass
 
 
-async def add_note(
-    session: AsyncSession,
+def add_note(
+    conn: Connection,
     workspace_id: int,
     contact_id: int,
     body: str,
@@ -32,7 +31,7 @@ async def add_note(
         raise NoteError("a note needs some text")
     if len(text) > MAX_NOTE_CHARS:
         raise NoteError(f"a note holds at most {MAX_NOTE_CHARS} characters")
-    result = await session.execute(
+    result = conn.execute(
         insert(notes)
         .values(
             workspace_id=workspace_id,

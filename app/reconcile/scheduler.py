@@ -4,8 +4,9 @@ job functions itself (workers/jobs.py) on a small asyncio timer, and `make run` 
 Jobs and default intervals: heartbeat every 30 s (as worker "in-process", also at start), inbox
 retry every minute (also at start), reconciliation every RECONCILE_INTERVAL_MINUTES, housekeeping
 hourly. Each job runs in its own task; a job that fails is logged and runs again at its next turn.
-`stop()` cancels the tasks, so shutdown is prompt even in the middle of a job (its transaction
-rolls back, and nothing a job does is lost by running it again later).
+`stop()` is prompt: waiting jobs stop at once, a job in the middle of its work may finish its
+transaction (milliseconds) and is cancelled after a few seconds at most; nothing a job does is lost
+by running it again later.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from app.settings import Settings
 log = logging.getLogger(__name__)
 
 IN_PROCESS_NAME = "in-process"
+STOP_GRACE_SECONDS = 5.0
 Job = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
@@ -67,6 +69,7 @@ class InProcessScheduler:
     name: str = IN_PROCESS_NAME
     stats: dict[str, JobStats] = field(default_factory=dict, init=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False, repr=False)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
 
     @property
     def ctx(self) -> dict[str, Any]:
@@ -84,6 +87,7 @@ class InProcessScheduler:
     async def start(self) -> None:
         if self.running:
             return
+        self._stopping = asyncio.Event()
         jobs = self.jobs if self.jobs is not None else default_jobs(self.settings)
         self._tasks = [
             asyncio.create_task(self._loop(job), name=f"schedule:{job.name}") for job in jobs
@@ -93,13 +97,23 @@ class InProcessScheduler:
             ", ".join(f"{j.name} every {j.interval:g} s" for j in jobs),
         )
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop promptly: idle jobs at once; a job in the middle of its work gets `grace` seconds
+        to finish its transaction (they take milliseconds), then it is cancelled."""
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
+        if not tasks:
+            return
+        self._stopping.set()
+        _done, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
             task.cancel()
+        if pending:
+            _done, stuck = await asyncio.wait(pending, timeout=1.0)
+            for task in stuck:  # never hold shutdown hostage
+                log.warning("scheduled job %s did not stop in time", task.get_name())
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.error("scheduled job %s crashed", task.get_name(), exc_info=task.exception())
 
     async def run_once(self, job: ScheduledJob) -> None:
         stats = self.stats.setdefault(job.name, JobStats())
@@ -118,10 +132,13 @@ class InProcessScheduler:
     async def _loop(self, job: ScheduledJob) -> None:
         loop = asyncio.get_running_loop()
         next_at = loop.time() + (0 if job.run_at_start else job.interval)
-        while True:
+        while not self._stopping.is_set():
             delay = next_at - loop.time()
             if delay > 0:
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+                if self._stopping.is_set():
+                    return
             await self.run_once(job)
             # Fixed rate, but never a burst of catch-up runs after a long job or a paused loop.
             next_at = max(next_at + job.interval, loop.time())

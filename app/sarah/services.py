@@ -11,12 +11,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.broker import Broker
-from app.db import Database, insert_on_conflict, utcnow
-from app.events import LEAD_CHANGED, Change, record_change
+from app.db import Database, insert_on_conflict, savepoint, utcnow
+from app.events import LEAD_CHANGED, Change, add_change
 from app.ingest.records import LeadRef
 from app.leads.changes import BOT, bot_may_set_status, history_row, record_history
 from app.leads.models import Contact
@@ -147,7 +147,7 @@ class SyncResult:
     changes: list[Change] = field(default_factory=list)
 
 
-async def _save_state(session: AsyncSession, workspace_id: int, upd: SarahUpdate) -> None:
+def _save_state(conn: Connection, workspace_id: int, upd: SarahUpdate) -> None:
     now = utcnow()
     values = {
         "state": upd.state,
@@ -158,8 +158,8 @@ async def _save_state(session: AsyncSession, workspace_id: int, upd: SarahUpdate
         "message_count": upd.message_count,
         "updated_at": now,
     }
-    await session.execute(
-        insert_on_conflict(session, states)
+    conn.execute(
+        insert_on_conflict(conn, states)
         .values(
             workspace_id=workspace_id, contact_phone=upd.contact_phone, created_at=now, **values
         )
@@ -187,20 +187,14 @@ _SYNC_COLUMNS = (
 )
 
 
-async def sync_to_lead(
-    session: AsyncSession, workspace_id: int, upd: SarahUpdate
-) -> tuple[int, bool]:
+def sync_to_lead(conn: Connection, workspace_id: int, upd: SarahUpdate) -> tuple[int, bool]:
     """Apply the bot's view to the lead; returns (contact id, whether anything changed)."""
     now = utcnow()
-    found = await find_or_create_contact(
-        session, workspace_id, LeadRef(phone_e164=upd.contact_phone), now
-    )
+    found = find_or_create_contact(conn, workspace_id, LeadRef(phone_e164=upd.contact_phone), now)
     if found is None:
         raise LookupError("the lead could not be created")
     row = (
-        await session.execute(
-            select(*_SYNC_COLUMNS).where(contacts.c.id == found.id).with_for_update()
-        )
+        conn.execute(select(*_SYNC_COLUMNS).where(contacts.c.id == found.id).with_for_update())
     ).one()
     current = dict(row._mapping)
     values = merge_extracted(current, upd.extracted_data)
@@ -240,10 +234,10 @@ async def sync_to_lead(
     if not values:
         return row.id, False
     values["updated_at"] = now
-    await session.execute(update(contacts).where(contacts.c.id == row.id).values(**values))
+    conn.execute(update(contacts).where(contacts.c.id == row.id).values(**values))
     if SEARCH_FIELDS.intersection(values):
-        await refresh_search_text(session, row.id)
-    await record_history(session, history)
+        refresh_search_text(conn, row.id)
+    record_history(conn, history)
     return row.id, True
 
 
@@ -259,28 +253,33 @@ class SarahService:
 
     async def save(self, workspace_id: int, body: object) -> SyncResult:
         upd = parse_update(body)
-        result = SyncResult(synced=False)
-        async with self.db.write() as session:
-            await _save_state(session, workspace_id, upd)
-            try:
-                async with session.begin_nested():
-                    contact_id, changed = await sync_to_lead(session, workspace_id, upd)
-            except Exception as exc:  # the sync must never fail the state save
-                log.warning("sarah sync failed for a lead: %s", type(exc).__name__)
-                result.reason = f"{type(exc).__name__}: {exc}"[:500]
-                await log_sync_failure(
-                    session,
-                    workspace_id,
-                    source="sarah",
-                    error=result.reason,
-                    contact_phone=upd.contact_phone,
-                    payload=body,
-                )
-                return result
-            result.synced, result.contact_id = True, contact_id
-            if changed:
-                result.changes.append(
-                    await record_change(session, workspace_id, LEAD_CHANGED, contact_id)
-                )
+        result = await self.db.run_write(lambda conn: save_and_sync(conn, workspace_id, upd, body))
         await self.broker.publish(result.changes)
         return result
+
+
+def save_and_sync(
+    conn: Connection, workspace_id: int, upd: SarahUpdate, body: object
+) -> SyncResult:
+    """Save the state; sync it onto the lead in a savepoint that a failure rolls back alone."""
+    result = SyncResult(synced=False)
+    _save_state(conn, workspace_id, upd)
+    try:
+        with savepoint(conn):
+            contact_id, changed = sync_to_lead(conn, workspace_id, upd)
+    except Exception as exc:  # the sync must never fail the state save
+        log.warning("sarah sync failed for a lead: %s", type(exc).__name__)
+        result.reason = f"{type(exc).__name__}: {exc}"[:500]
+        log_sync_failure(
+            conn,
+            workspace_id,
+            source="sarah",
+            error=result.reason,
+            contact_phone=upd.contact_phone,
+            payload=body,
+        )
+        return result
+    result.synced, result.contact_id = True, contact_id
+    if changed:
+        result.changes.append(add_change(conn, workspace_id, LEAD_CHANGED, contact_id))
+    return result

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
@@ -16,8 +16,8 @@ failures = SyncFailure.__table__  # type: ignore[attr-defined]
 KEEP_PER_WORKSPACE = 1000
 
 
-async def log_sync_failure(
-    session: AsyncSession,
+def log_sync_failure(
+    conn: Connection,
     workspace_id: int,
     *,
     source: str,
@@ -34,7 +34,7 @@ async def log_sync_failure(
     text = (
         payload if isinstance(payload, str) or payload is None else json.dumps(payload, default=str)
     )
-    result = await session.execute(
+    result = conn.execute(
         insert(failures)
         .values(
             workspace_id=workspace_id,
@@ -49,7 +49,7 @@ async def log_sync_failure(
     )
     new_id = int(result.scalar_one())
     cutoff = (
-        await session.execute(
+        conn.execute(
             select(failures.c.id)
             .where(failures.c.workspace_id == workspace_id)
             .order_by(failures.c.id.desc())
@@ -58,7 +58,7 @@ async def log_sync_failure(
         )
     ).scalar_one_or_none()
     if cutoff is not None:
-        await session.execute(
+        conn.execute(
             delete(failures).where(failures.c.workspace_id == workspace_id, failures.c.id <= cutoff)
         )
     return new_id
