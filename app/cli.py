@@ -366,9 +366,14 @@ def worker() -> None:
             "jobs on an in-process schedule."
         )
         sys.exit(1)
+    import logging.config
+
     from arq import run_worker
+    from arq.logs import default_log_config
 
     from workers.settings import WorkerSettings
+
+    logging.config.dictConfig(default_log_config(verbose=settings.log_level == "DEBUG"))
 
     console.print(
         f"Worker on {_safe_url(settings.redis_url)} · database {_safe_url(settings.database_url)}"

@@ -358,21 +358,12 @@ def _process_delivery(
     body_text: str,
     parsed: ParsedDelivery,
 ) -> tuple[ApplyResult, list[Change]] | None:
-    """Inbox row, lead changes and change events in one transaction; None for a duplicate."""
-    existing = conn.execute(_INBOX_BY_KEY, {"provider": provider, "key": key}).first()
-    if existing is not None and existing.processed_at is not None:
-        _count_duplicate(conn, provider, key)
-        return None
-    applied, changes = apply_delivery_sync(conn, workspace_id, parsed)
+    """Inbox row, lead changes and change events in one transaction; None for a duplicate.
+
+    The inbox row goes in first: its unique key answers "seen before?" in the same statement
+    that stores it, the common case.
+    """
     now = utcnow()
-    if existing is not None:
-        # A delivery stored earlier whose processing failed: this redelivery completes it.
-        conn.execute(
-            update(inbox)
-            .where(inbox.c.id == existing.id)
-            .values(processed_at=now, error=None, attempts=inbox.c.attempts + 1)
-        )
-        return applied, changes
     stored = conn.execute(
         _insert_inbox(conn.dialect.name),
         {
@@ -386,10 +377,17 @@ def _process_delivery(
             "attempts": 1,
             "duplicates": 0,
         },
-    )
-    if stored.first() is None:
-        raise _Duplicate()  # a concurrent request stored it first: roll ours back
-    return applied, changes
+    ).first()
+    if stored is None:
+        existing = conn.execute(_INBOX_BY_KEY, {"provider": provider, "key": key}).first()
+        if existing is None:
+            raise _Duplicate()  # stored by a concurrent request that has not committed yet
+        if existing.processed_at is not None:
+            _count_duplicate(conn, provider, key)
+            return None
+        # Stored earlier but its processing failed: this redelivery completes it.
+        conn.execute(_MARK_PROCESSED, {"_id": existing.id, "at": now})
+    return apply_delivery_sync(conn, workspace_id, parsed)
 
 
 def _count_duplicate(conn: Connection, provider: str, key: str) -> None:
@@ -399,6 +397,11 @@ def _count_duplicate(conn: Connection, provider: str, key: str) -> None:
 # Built once: the hot path only binds values (see app/leads/statements.py for why).
 _INBOX_BY_KEY = select(inbox.c.id, inbox.c.processed_at).where(
     inbox.c.provider == bindparam("provider"), inbox.c.delivery_key == bindparam("key")
+)
+_MARK_PROCESSED = (
+    update(inbox)
+    .where(inbox.c.id == bindparam("_id"))
+    .values(processed_at=bindparam("at"), error=None, attempts=inbox.c.attempts + 1)
 )
 _COUNT_DUPLICATE = (
     update(inbox)

@@ -326,8 +326,9 @@ async def reconcile_workspace(
     now: datetime | None = None,
     cooldown: timedelta = FLAG_COOLDOWN,
 ) -> RunSummary:
-    """Reconcile one workspace and record the run. Never raises for a database error: the run is
-    recorded with its error instead (and logged), so the caller can go on with the next one."""
+    """Reconcile one workspace and record the run. A failure rolls the flagging back and is
+    recorded as the run's error (and logged) instead of raising, so the caller goes on with the
+    next workspace; only a failure to record even that propagates."""
     assert workspace.id is not None
     now = now or utcnow()
     threshold = timedelta(minutes=max(1, workspace.stale_threshold_minutes))
