@@ -8,16 +8,18 @@ response starts, so nothing slips between the replay and the live feed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
+import anyio
 from litestar import Request, get
 from litestar.di import NamedDependency
 from litestar.params import FromQuery
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.accounts.web import Viewer
-from app.broker import RESYNC, Broker, Subscription
+from app.broker import RESYNC, Broker, QueueItem, Subscription
 from app.db import Database
 from app.events import Change, changes_after, latest_change_id, oldest_change_id
 from app.i18n import current_language
@@ -50,6 +52,7 @@ class LiveStream:
         last_id: int | None,
         replay_limit: int,
         lang: str = "en",
+        stop: anyio.Event | None = None,
     ) -> None:
         assert workspace.id is not None
         self.db = db
@@ -60,6 +63,7 @@ class LiveStream:
         self.last_id = last_id
         self.replay_limit = replay_limit
         self.lang = lang
+        self.stop = stop
         self._sent: set[int] = set()
 
     async def events(self) -> AsyncIterator[ServerSentEvent]:
@@ -72,7 +76,9 @@ class LiveStream:
             async for event in self._catch_up():
                 yield event
         while True:
-            item = await self.sub.get()
+            item = await self._next()
+            if item is None:
+                return  # the server is shutting down: end the stream cleanly
             if item == RESYNC:
                 async for event in self._catch_up():
                     yield event
@@ -80,6 +86,18 @@ class LiveStream:
                 live = await self._render(item)
                 if live is not None:
                     yield live
+
+    async def _next(self) -> QueueItem | None:
+        """The next queued item, or None once the server starts shutting down."""
+        if self.stop is None:
+            return await self.sub.get()
+        get = asyncio.ensure_future(self.sub.get())
+        stop = asyncio.ensure_future(self.stop.wait())
+        done, _ = await asyncio.wait({get, stop}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (get, stop):
+            if task not in done:
+                task.cancel()
+        return get.result() if get in done else None
 
     async def _catch_up(self) -> AsyncIterator[ServerSentEvent]:
         assert self.last_id is not None
@@ -136,6 +154,7 @@ async def events_stream(
     last_id = _parse_event_id(request.headers.get("last-event-id"))
     if last_id is None:
         last_id = _parse_event_id(after)
+    stop = anyio.Event()  # set by sse-starlette at server shutdown: the stream ends cleanly
     # Subscribe now, before the response starts: events from here on are queued for this browser.
     subscription_cm = broker.subscribe(workspace.id)
     subscription = await subscription_cm.__aenter__()
@@ -147,6 +166,7 @@ async def events_stream(
         last_id,
         settings.sse_replay_limit,
         lang=current_language.get(),
+        stop=stop,
     )
 
     async def body() -> AsyncIterator[ServerSentEvent]:
@@ -159,5 +179,7 @@ async def events_stream(
     return EventSourceResponse(
         body(),
         ping=settings.sse_ping_seconds,
+        shutdown_event=stop,
+        shutdown_grace_period=1.0,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
