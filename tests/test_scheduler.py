@@ -26,8 +26,8 @@ from workers.jobs import heartbeat, housekeeping, reconcile_all_workspaces, retr
 contacts = Contact.__table__  # type: ignore[attr-defined]
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
     while not await check():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.05)

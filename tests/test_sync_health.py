@@ -182,10 +182,11 @@ async def test_health_json(client: Client, db: Database, workspace: Workspace) -
     assert workspace.id is not None
     assert (await post_webhook(client))["status"] == "processed"
     assert (await post_webhook(client))["status"] == "duplicate"
-    async with db.write() as session:
-        await log_sync_failure(
-            session, workspace.id, source="sarah", error="boom", contact_phone="+62811"
+    await db.run_write(
+        lambda conn: log_sync_failure(
+            conn, workspace.id, source="sarah", error="boom", contact_phone="+62811"
         )
+    )
     async with db.write() as session:  # a lead quiet for three hours
         await session.execute(
             insert(Contact.__table__).values(  # type: ignore[attr-defined]
@@ -238,8 +239,9 @@ async def test_health_json_is_scoped_to_the_keys_workspace(
 ) -> None:
     other = await add_workspace(database_url, name="Other", phone_number_id="1", sarah_key="o")
     assert other.id is not None
-    async with db.write() as session:
-        await log_sync_failure(session, other.id, source="sarah", error="not yours")
+    await db.run_write(
+        lambda conn: log_sync_failure(conn, other.id, source="sarah", error="not yours")
+    )
     body = (await client.get("/api/sync/health", headers=AUTH)).json()
     assert body["sync_failures"] == {"unresolved": 0, "recent": []}
     theirs = (await client.get("/api/sync/health", headers={"Authorization": "Bearer o"})).json()
@@ -257,10 +259,11 @@ async def test_the_sync_page_shows_the_feed_and_resolves_without_javascript(
 ) -> None:
     assert workspace.id is not None
     await post_webhook(client)
-    async with db.write() as session:
-        failure_id = await log_sync_failure(
-            session, workspace.id, source="sarah", error="Sarah <b>could not</b> sync"
+    failure_id = await db.run_write(
+        lambda conn: log_sync_failure(
+            conn, workspace.id, source="sarah", error="Sarah <b>could not</b> sync"
         )
+    )
     await record_heartbeat(db, "test-worker")
 
     page = await client.get("/sync")
@@ -304,6 +307,8 @@ async def test_the_feed_indicator_links_to_sync_and_polls_itself(
     await record_heartbeat(db, "test-worker")
     healthy = (await client.get("/sync/feed")).text
     assert 'data-state="ok"' in healthy and "last webhook just now" in healthy
+    indonesian = await client.get("/sync/feed", headers={"Accept-Language": "id-ID,id;q=0.9"})
+    assert "Aliran data lancar" in indonesian.text
 
 
 async def test_resolving_another_workspaces_failure_changes_nothing(
@@ -311,8 +316,9 @@ async def test_resolving_another_workspaces_failure_changes_nothing(
 ) -> None:
     other = await add_workspace(database_url, name="Other", phone_number_id="1", sarah_key="o")
     assert other.id is not None
-    async with db.write() as session:
-        theirs = await log_sync_failure(session, other.id, source="sarah", error="theirs")
+    theirs = await db.run_write(
+        lambda conn: log_sync_failure(conn, other.id, source="sarah", error="theirs")
+    )
     html = (await client.get("/sync")).text
     token = re.search(r'name="_csrf_token" value="([^"]+)"', html) or re.search(
         r'"X-CSRFToken": "([^"]+)"', html

@@ -30,6 +30,7 @@ from app.leads.export import csv_rows
 from app.leads.queries import lead_row
 from app.leads.timeline import timeline
 from app.notes.services import NoteError
+from app.reconcile.health import feed_for
 from app.settings import Settings
 from app.web import back_to, page
 
@@ -77,6 +78,7 @@ class BoardController(Controller):
             statuses=STATUSES,
             members=members,
             stats=await cache.stats(ws, viewer.workspace.timezone),
+            feed=None if fragment else await feed_for(db, viewer.workspace),
             facets=await cache.facets(ws),
             oob=False,
             last_event_id=last_event_id,

@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from app.accounts.web import Viewer, provide_api_workspace
@@ -58,7 +59,10 @@ class SyncController(Controller):
 
     @post("/failures/{failure_id:int}/resolve", name="sync_resolve")
     async def resolve(
-        self, failure_id: int, db: NamedDependency[Database], viewer: NamedDependency[Viewer]
+        self,
+        failure_id: FromPath[int],
+        db: NamedDependency[Database],
+        viewer: NamedDependency[Viewer],
     ) -> Redirect:
         """A plain form post (works without JavaScript); back to /sync afterwards."""
         async with db.write() as session:

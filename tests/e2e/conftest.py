@@ -17,7 +17,13 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
 
 from tests.conftest import free_port
-from tests.e2e.support import CHROMIUM, CHROMIUM_ARGS, LiveServer, save_screenshot
+from tests.e2e.support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    LiveServer,
+    running_server,
+    save_screenshot,
+)
 
 
 @pytest.fixture
@@ -41,6 +47,17 @@ async def server(tmp_path: Path, redis_url: str) -> AsyncIterator[LiveServer]:
     finally:
         await live.kill()
         live.close_logs()
+
+
+@pytest.fixture(scope="module")
+async def module_server(
+    tmp_path_factory: pytest.TempPathFactory, redis_url: str
+) -> AsyncIterator[LiveServer]:
+    """One `leadboard serve` shared by a module's tests (a fresh SQLite file, the private Redis,
+    its own Redis namespace); for tests that do not disturb each other. SIGTERMed at the end,
+    asserted to exit cleanly, as the function-scoped `server` is."""
+    async with running_server(tmp_path_factory.mktemp("module-server"), redis_url) as live:
+        yield live
 
 
 @pytest.fixture(scope="session")

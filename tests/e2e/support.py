@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -11,6 +12,7 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,13 +22,15 @@ import httpx
 import pytest
 from playwright.async_api import Page, expect
 
-from app.ingest.samples import SampleLead, inbound_message, sign
+from app.ingest.samples import SampleLead, inbound_message, outbound_message, sign
 from app.workspaces.services import (
     DEMO_PHONE_NUMBER_ID,
+    DEMO_SARAH_KEY,
     DEMO_USER_EMAIL,
     DEMO_USER_PASSWORD,
     DEMO_WEBHOOK_SECRET,
 )
+from tests.conftest import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "e2e"
@@ -246,3 +250,192 @@ async def server_html(server: LiveServer, path: str = "/") -> str:
         await client.aclose()
     assert response.status_code == 200, f"{response.status_code} {response.text[:300]}"
     return response.text
+
+
+# ---- helpers for the board-flow and security suites ---------------------------------------------
+@contextlib.asynccontextmanager
+async def running_server(
+    directory: Path, redis_url: str, *, name: str = "leadboard"
+) -> AsyncIterator[LiveServer]:
+    """A started LiveServer for an `async with` block (what module-scoped fixtures use)."""
+    async with prepared_server(directory, redis_url, name=name) as live:
+        await live.start()
+        yield live
+
+
+@contextlib.asynccontextmanager
+async def prepared_server(
+    directory: Path, redis_url: str, *, name: str = "leadboard"
+) -> AsyncIterator[LiveServer]:
+    """A LiveServer not started yet, so the caller can prepare its database first (`run_cli`
+    against `live.database_url`); SIGTERMed (and asserted clean) on the way out."""
+    live = LiveServer(
+        port=free_port(),
+        db_path=directory / f"{name}.sqlite",
+        redis_url=redis_url,
+        log_path=directory / f"{name}.log",
+    )
+    try:
+        yield live
+        if live.running:
+            await live.stop()
+    finally:
+        await live.kill()
+        live.close_logs()
+
+
+async def run_cli(database_url: str, commands: list[list[str]], limit: float = 60) -> str:
+    """Run `leadboard <args>` commands in order against `database_url`; return their output.
+
+    One interpreter runs them all through the same click entry point the `leadboard` script
+    calls (`app.cli:main`), so six commands cost one Python start-up instead of six. Any command
+    that fails (a non-zero exit, an exception) fails the test with the output.
+    """
+    script = (
+        "import sys, json\n"
+        "from app.cli import main\n"
+        "for args in json.loads(sys.argv[1]):\n"
+        "    try:\n"
+        "        main.main(args=args, prog_name='leadboard', standalone_mode=False)\n"
+        "    except SystemExit as exc:\n"
+        "        if exc.code not in (None, 0):\n"
+        "            print('FAILED:', args, exc.code, flush=True)\n"
+        "            raise\n"
+    )
+    env = dict(os.environ)
+    env.update(DATABASE_URL=database_url, PYTHONUNBUFFERED="1", COLUMNS="200")
+    env.pop("REDIS_URL", None)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        script,
+        json.dumps(commands),
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        async with asyncio.timeout(limit):
+            out, _ = await proc.communicate()
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        pytest.fail(f"leadboard CLI commands took more than {limit}s: {commands}")
+    text = out.decode(errors="replace")
+    assert proc.returncode == 0, f"leadboard CLI failed ({proc.returncode}):\n{text}"
+    return text
+
+
+async def post_delivery(
+    server: LiveServer, event: str, payload: dict[str, Any], secret: str = DEMO_WEBHOOK_SECRET
+) -> dict[str, Any]:
+    """POST any signed Kapso delivery; assert it was processed."""
+    delivery = sign(event, payload, secret)
+    async with http_client(server.base_url) as client:
+        response = await client.post(
+            "/webhooks/kapso", content=delivery.body, headers=delivery.headers
+        )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert body.get("status") == "processed", body
+    return body
+
+
+async def post_inbound_to(
+    server: LiveServer,
+    lead: SampleLead,
+    text: str,
+    *,
+    phone_number_id: str,
+    secret: str,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """An inbound message for another workspace's number (its own webhook secret)."""
+    payload = inbound_message(lead, phone_number_id, text, at=at)
+    return await post_delivery(server, "whatsapp.message.received", payload, secret)
+
+
+async def post_outbound(
+    server: LiveServer, lead: SampleLead, text: str, at: datetime | None = None
+) -> dict[str, Any]:
+    """A message the team sent (Kapso `whatsapp.message.sent`) in the demo workspace."""
+    payload = outbound_message(lead, DEMO_PHONE_NUMBER_ID, text, status="sent", at=at)
+    return await post_delivery(server, "whatsapp.message.sent", payload)
+
+
+async def post_sarah(
+    server: LiveServer,
+    phone: str,
+    *,
+    state: str,
+    score: int,
+    temperature: str,
+    extracted: dict[str, Any] | None = None,
+    key: str = DEMO_SARAH_KEY,
+) -> dict[str, Any]:
+    """POST /sarah/state as Sarah's workflow does; assert it saved and synced."""
+    body = {
+        "contact_phone": phone if phone.startswith("+") else "+" + phone,
+        "state": state,
+        "lead_score": score,
+        "lead_temperature": temperature,
+        "extracted_data": extracted or {},
+        "language": "id",
+        "message_count": 3,
+    }
+    async with http_client(server.base_url) as client:
+        response = await client.post(
+            "/sarah/state", json=body, headers={"Authorization": f"Bearer {key}"}
+        )
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    assert answer.get("success") is True, answer
+    return answer
+
+
+async def lead_id_for(server: LiveServer, phone: str, key: str = DEMO_SARAH_KEY) -> int:
+    """The lead id of a phone (wa_id digits or E.164), through the JSON API with a workspace key."""
+    e164 = phone if phone.startswith("+") else "+" + phone
+    async with http_client(server.base_url) as client:
+        response = await client.get(
+            "/api/leads", params={"limit": 500}, headers={"Authorization": f"Bearer {key}"}
+        )
+    assert response.status_code == 200, response.text
+    ids = [lead["id"] for lead in response.json()["leads"] if lead["phone_e164"] == e164]
+    assert len(ids) == 1, f"{len(ids)} leads with phone {e164}"
+    return int(ids[0])
+
+
+async def session_cookies(
+    server: LiveServer, email: str = DEMO_USER_EMAIL, password: str = DEMO_USER_PASSWORD
+) -> list[dict[str, Any]]:
+    """Sign in once over HTTP; the session cookie for `BrowserContext.add_cookies`.
+
+    Many tests against one module-scoped server would otherwise sign in through the form each
+    time and run into the sign-in rate limit (per client address, per minute).
+    """
+    async with http_client(server.base_url) as client:
+        form = await client.get("/login")
+        token = re.search(r'name="_csrf_token" value="([^"]*)"', form.text)
+        assert token is not None, "no CSRF field on the sign-in form"
+        response = await client.post(
+            "/login",
+            data={"email": email, "password": password, "next": "/", "_csrf_token": token[1]},
+        )
+        assert response.status_code == 303, f"sign-in failed: {response.status_code}"
+        value = client.cookies.get("lb_session")
+    assert value, "no session cookie after signing in"
+    return [{"name": "lb_session", "value": value, "url": server.base_url}]
+
+
+async def sign_in_as(
+    page: Page, server: LiveServer, email: str, password: str, path: str = "/"
+) -> None:
+    """Sign in through the form as any user; land on `path`."""
+    await page.goto(f"{server.base_url}/login?next={path}")
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page).not_to_have_url(re.compile(r"/login"))
