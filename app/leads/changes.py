@@ -18,6 +18,7 @@ lead_changes = LeadChange.__table__  # type: ignore[attr-defined]
 
 LEAD_STATUSES = ("new", "qualified", "contacted", "converted", "archived")
 BOT = "bot"
+_INSERT_CHANGE = insert(lead_changes)
 HUMAN = "human"
 SYSTEM = "system"
 
@@ -49,7 +50,7 @@ def history_row(
 
 def record_history(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
-        conn.execute(insert(lead_changes), rows)
+        conn.execute(_INSERT_CHANGE, rows)
 
 
 def bot_may_set_status(current_source: str | None) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, update
+from sqlalchemy import Connection, bindparam, func, update
 
 from app.db import utcnow
 from app.ingest.records import (
@@ -303,9 +303,7 @@ def search_text_for(
 
 def refresh_search_text(conn: Connection, contact_id: int) -> None:
     """Recompute after a searchable field changed (a second UPDATE sees the new values)."""
-    conn.execute(
-        update(contacts).where(contacts.c.id == contact_id).values(search_text=_search_text_sql())
-    )
+    conn.execute(_REFRESH_SEARCH_TEXT, {"_id": contact_id})
 
 
 def _advance_message(
@@ -404,3 +402,8 @@ def _apply_identity(
     if values:
         _update_contact(conn, contact.id, values, utcnow())
         result.touch(contact.id)
+
+
+_REFRESH_SEARCH_TEXT = (
+    update(contacts).where(contacts.c.id == bindparam("_id")).values(search_text=_search_text_sql())
+)

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.broker import Broker
-from app.db import Database, insert_on_conflict, savepoint, utcnow
+from app.db import Database, savepoint, utcnow
 from app.events import LEAD_CHANGED, Change, add_change
 from app.ingest.records import LeadRef
+from app.leads import statements as st
 from app.leads.changes import BOT, bot_may_set_status, history_row, record_history
 from app.leads.models import Contact
 from app.leads.services import SEARCH_FIELDS, find_or_create_contact, refresh_search_text
@@ -147,23 +150,46 @@ class SyncResult:
     changes: list[Change] = field(default_factory=list)
 
 
+_STATE_VALUES = (
+    "state",
+    "lead_score",
+    "lead_temperature",
+    "extracted_data",
+    "language",
+    "message_count",
+    "updated_at",
+)
+
+
+@lru_cache(maxsize=4)
+def _upsert_state(dialect: str) -> Any:
+    """Built once per dialect (see app/leads/statements.py for why)."""
+    table_insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(states)
+    stmt = table_insert.values(
+        {c: bindparam(c) for c in ("workspace_id", "contact_phone", "created_at", *_STATE_VALUES)}
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=["workspace_id", "contact_phone"],
+        set_={c: stmt.excluded[c] for c in _STATE_VALUES},
+    )
+
+
 def _save_state(conn: Connection, workspace_id: int, upd: SarahUpdate) -> None:
     now = utcnow()
-    values = {
-        "state": upd.state,
-        "lead_score": upd.lead_score,
-        "lead_temperature": upd.lead_temperature,
-        "extracted_data": upd.extracted_data,
-        "language": upd.language,
-        "message_count": upd.message_count,
-        "updated_at": now,
-    }
     conn.execute(
-        insert_on_conflict(conn, states)
-        .values(
-            workspace_id=workspace_id, contact_phone=upd.contact_phone, created_at=now, **values
-        )
-        .on_conflict_do_update(index_elements=["workspace_id", "contact_phone"], set_=values)
+        _upsert_state(conn.dialect.name),
+        {
+            "workspace_id": workspace_id,
+            "contact_phone": upd.contact_phone,
+            "created_at": now,
+            "state": upd.state,
+            "lead_score": upd.lead_score,
+            "lead_temperature": upd.lead_temperature,
+            "extracted_data": upd.extracted_data,
+            "language": upd.language,
+            "message_count": upd.message_count,
+            "updated_at": now,
+        },
     )
 
 
@@ -187,15 +213,16 @@ _SYNC_COLUMNS = (
 )
 
 
+_SYNC_ROW = select(*_SYNC_COLUMNS).where(contacts.c.id == bindparam("_id")).with_for_update()
+
+
 def sync_to_lead(conn: Connection, workspace_id: int, upd: SarahUpdate) -> tuple[int, bool]:
     """Apply the bot's view to the lead; returns (contact id, whether anything changed)."""
     now = utcnow()
     found = find_or_create_contact(conn, workspace_id, LeadRef(phone_e164=upd.contact_phone), now)
     if found is None:
         raise LookupError("the lead could not be created")
-    row = (
-        conn.execute(select(*_SYNC_COLUMNS).where(contacts.c.id == found.id).with_for_update())
-    ).one()
+    row = conn.execute(_SYNC_ROW, {"_id": found.id}).one()
     current = dict(row._mapping)
     values = merge_extracted(current, upd.extracted_data)
     history = []
@@ -234,7 +261,7 @@ def sync_to_lead(conn: Connection, workspace_id: int, upd: SarahUpdate) -> tuple
     if not values:
         return row.id, False
     values["updated_at"] = now
-    conn.execute(update(contacts).where(contacts.c.id == row.id).values(**values))
+    conn.execute(st.update_contact(frozenset(values), False), {**values, "_id": row.id})
     if SEARCH_FIELDS.intersection(values):
         refresh_search_text(conn, row.id)
     record_history(conn, history)
