@@ -50,13 +50,11 @@ def fixture_delivery(name: str) -> tuple[bytes, dict[str, str]]:
 
 
 # -- Redis ---------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """A private redis-server on a free port (never the machine's shared one)."""
+def start_redis(port: int) -> subprocess.Popen[bytes]:
+    """Start redis-server on this port (nothing kept on disk) and wait until it answers."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not installed: run `make test`, which installs it")
-    port = free_port()
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
@@ -66,12 +64,17 @@ def redis_url() -> Iterator[str]:
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
+                return proc
         except OSError:
             time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("redis-server did not start")
+    proc.kill()
+    pytest.fail("redis-server did not start")
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A private redis-server on a free port (never the machine's shared one)."""
+    port = free_port()
+    proc = start_redis(port)
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(timeout=10)

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from app.broker import QUEUE_SIZE, RESYNC, Broker, RedisBroker
 from app.events import Change
-from tests.conftest import free_port
+from tests.conftest import free_port, start_redis
 
 
 async def wait_until(condition: Callable[[], bool], limit: float = 5.0) -> None:
@@ -69,37 +66,11 @@ async def test_redis_fans_out_across_processes(redis_url: str) -> None:
 
 @pytest.fixture
 def restartable_redis() -> Iterator[tuple[int, list[subprocess.Popen[bytes]], object]]:
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is required"
     port = free_port()
     procs: list[subprocess.Popen[bytes]] = []
 
     def start() -> None:
-        procs.append(
-            subprocess.Popen(
-                [
-                    binary,
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+        procs.append(start_redis(port))
 
     start()
     yield port, procs, start

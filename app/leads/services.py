@@ -79,18 +79,6 @@ def apply_records(conn: Connection, workspace_id: int, records: list[Record]) ->
     return result
 
 
-_CONTACT_COLUMNS = (
-    contacts.c.id,
-    contacts.c.phone_e164,
-    contacts.c.bsuid,
-    contacts.c.username,
-    contacts.c.profile_name,
-    contacts.c.last_activity_at,
-    contacts.c.last_inbound_at,
-    contacts.c.last_contact_at,
-)
-
-
 def _find_contact(conn: Connection, workspace_id: int, lead: LeadRef) -> Any:
     """The lead's row, locked for this transaction (PostgreSQL; SQLite serialises writers)."""
     if lead.phone_e164:
