@@ -57,6 +57,13 @@ class LiveRenderer:
             self._cache.pop(key, None)
             raise
 
+    async def stats_event(self, workspace_id: int, tz: str, lang: str, newer_than: float) -> str:
+        """The stats header alone, counted after `newer_than` (sent shortly after live changes,
+        since the header in a change event may come from a count a moment older)."""
+        stats = await self._board.stats(workspace_id, tz, newer_than=newer_than)
+        with language(lang):
+            return self._env.get_template("partials/_stats.html").render(stats=stats, oob=True)
+
     async def _render(self, change: Change, tz: str, lang: str) -> LiveEvent | None:
         if change.kind != LEAD_CHANGED or change.contact_id is None:
             return None

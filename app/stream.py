@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 from litestar import Request, get
@@ -28,6 +30,8 @@ from app.settings import Settings
 from app.workspaces.models import Workspace
 
 log = logging.getLogger(__name__)
+STATS_DUE = object()  # _next() marker: time to send the trailing stats refresh
+STATS_REFRESH_SECONDS = 1.0
 
 
 def _parse_event_id(raw: str | None) -> int | None:
@@ -64,6 +68,8 @@ class LiveStream:
         self.replay_limit = replay_limit
         self.lang = lang
         self.stop = stop
+        self._stats_due: float | None = None  # monotonic time of the trailing stats refresh
+        self._stats_after = 0.0
         self._sent: set[int] = set()
 
     async def events(self) -> AsyncIterator[ServerSentEvent]:
@@ -77,6 +83,13 @@ class LiveStream:
                 yield event
         while True:
             item = await self._next()
+            if item is STATS_DUE:
+                self._stats_due = None
+                data = await self.renderer.stats_event(
+                    self.workspace_id, self.tz, self.lang, self._stats_after
+                )
+                yield ServerSentEvent(data=data, event="stats")
+                continue
             if item is None:
                 return  # the server is shutting down: end the stream cleanly
             if item == RESYNC:
@@ -87,17 +100,26 @@ class LiveStream:
                 if live is not None:
                     yield live
 
-    async def _next(self) -> QueueItem | None:
-        """The next queued item, or None once the server starts shutting down."""
-        if self.stop is None:
-            return await self.sub.get()
-        get = asyncio.ensure_future(self.sub.get())
-        stop = asyncio.ensure_future(self.stop.wait())
-        done, _ = await asyncio.wait({get, stop}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (get, stop):
+    async def _next(self) -> QueueItem | object | None:
+        """The next queued item; STATS_DUE when the trailing stats refresh is due; None once the
+        server starts shutting down."""
+        timeout = None
+        if self._stats_due is not None:
+            timeout = max(0.0, self._stats_due - time.monotonic())
+        waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self.sub.get())}
+        get = next(iter(waiters))
+        stop = asyncio.ensure_future(self.stop.wait()) if self.stop is not None else None
+        if stop is not None:
+            waiters.add(stop)
+        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for task in waiters:
             if task not in done:
                 task.cancel()
-        return get.result() if get in done else None
+        if get in done:
+            return get.result()
+        if stop is not None and stop in done:
+            return None
+        return STATS_DUE
 
     async def _catch_up(self) -> AsyncIterator[ServerSentEvent]:
         assert self.last_id is not None
@@ -135,6 +157,9 @@ class LiveStream:
         live = await self.renderer.render(change, self.tz, self.lang)
         if live is None:
             return None
+        if self._stats_due is None:
+            self._stats_after = time.monotonic()
+            self._stats_due = self._stats_after + STATS_REFRESH_SECONDS
         return ServerSentEvent(data=live.data, event=live.event, id=str(live.id))
 
 

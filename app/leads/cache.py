@@ -34,27 +34,40 @@ class BoardCache:
         self._values: dict[tuple[str, int], tuple[float, Any]] = {}
         self._inflight: dict[tuple[str, int], asyncio.Task[Any]] = {}
 
-    async def _get(self, key: tuple[str, int], ttl: float, load: Callable[[], Awaitable[T]]) -> T:
+    async def _get(
+        self,
+        key: tuple[str, int],
+        ttl: float,
+        load: Callable[[], Awaitable[T]],
+        newer_than: float | None = None,
+    ) -> T:
         hit = self._values.get(key)
-        if hit is not None and hit[0] > time.monotonic():
+        fresh_enough = newer_than is None or (hit is not None and hit[0] - ttl >= newer_than)
+        if hit is not None and hit[0] > time.monotonic() and fresh_enough:
             return hit[1]
         task = self._inflight.get(key)
         if task is None:  # one query per key at a time, however many boards ask
             task = asyncio.ensure_future(load())
             self._inflight[key] = task
+        started = time.monotonic()
         try:
             value = await asyncio.shield(task)
         finally:
             self._inflight.pop(key, None)
-        self._values[key] = (time.monotonic() + ttl, value)
+        # Expiry counts from when the count started: what it saw is at least that new.
+        self._values[key] = (started + ttl, value)
         return value
 
-    async def stats(self, workspace_id: int, tz: str) -> BoardStats:
+    async def stats(
+        self, workspace_id: int, tz: str, *, newer_than: float | None = None
+    ) -> BoardStats:
+        """The header; `newer_than` (a monotonic time) forces a count that started after it."""
+
         async def load() -> BoardStats:
             async with self._db.session() as session:
                 return await board_stats(session, workspace_id, today_start(tz))
 
-        return await self._get(("stats", workspace_id), self._stats_ttl, load)
+        return await self._get(("stats", workspace_id), self._stats_ttl, load, newer_than)
 
     async def facets(self, workspace_id: int) -> dict[str, list[tuple[str, int]]]:
         async def load() -> dict[str, list[tuple[str, int]]]:

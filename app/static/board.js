@@ -251,17 +251,31 @@
     var col = e.target.closest && e.target.closest(".pipeline-col");
     if (!col || !dragged) return;
     e.preventDefault();
-    var card = dragged;
+    var leadId = dragged.dataset.lead;
+    // A live refresh may have replaced the card mid-drag: work with the one on the page now.
+    var card = document.getElementById("card-" + leadId) || dragged;
     var status = col.dataset.status;
     if (card.dataset.status === status) return;
     col.querySelector("ol.cards").prepend(card); // optimistic; the live event confirms
     card.dataset.status = status;
     var sel = card.querySelector("select[name=status]");
     if (sel) sel.value = status;
-    htmx.ajax("POST", "/leads/" + card.dataset.lead + "/status", { values: { status: status }, swap: "none", source: card });
+    htmx.ajax("POST", "/leads/" + leadId + "/status", { values: { status: status }, swap: "none", source: col });
   });
 
   // ---- small things ---------------------------------------------------------------------------
+  // Filter URLs carry only what is set, like the links the server renders.
+  document.addEventListener("htmx:configRequest", function (evt) {
+    if (!evt.target || evt.target.id !== "filters") return;
+    var params = evt.detail.parameters;
+    Object.keys(params).forEach(function (key) {
+      if (params[key] === "" || (key === "view" && params[key] === "table") ||
+          (key === "sort" && params[key] === "activity") || (key === "size" && params[key] === "50")) {
+        delete params[key];
+      }
+    });
+  });
+
   document.addEventListener("htmx:afterRequest", function (evt) {
     var form = evt.target;
     if (form && form.classList && form.classList.contains("note-form") && evt.detail.successful) form.reset();
