@@ -76,6 +76,7 @@ def _format(text: str, region: str | None, strict: bool = False) -> str | None:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+@lru_cache(maxsize=65536)  # every board row formats one; the same leads come back all day
 def display_phone(e164: str | None) -> str:
     """A readable international form for the board ("+62 812-3456-7890")."""
     if not e164:

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.leads.models import Contact
@@ -102,7 +102,9 @@ _DEFAULTS = {f: getattr(BoardQuery(), f) for f in BoardQuery.__dataclass_fields_
 
 
 def _score_key() -> ColumnElement[int]:
-    return func.coalesce(contacts.c.score, -1)
+    # A literal -1, not a bound parameter: the expression must read exactly like the index's
+    # `coalesce(score, -1)` for the database to walk ix_contacts_ws_score instead of sorting.
+    return func.coalesce(contacts.c.score, literal_column("-1"))
 
 
 def _sort_columns(sort: str) -> tuple[Any, Any]:
