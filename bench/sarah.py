@@ -39,7 +39,6 @@ import collections
 import contextlib
 import json
 import random
-import resource
 import shutil
 import sqlite3
 import subprocess
@@ -64,7 +63,7 @@ from _common import (
     percentile,
     redis_server,
 )
-from ingest import py_spy
+from ingest import _children_cpu, db_counts, py_spy, settle
 from live_latency import CHROMIUM, CHROMIUM_ARGS, DEMO_EMAIL, DEMO_PASSWORD, sign_in_if_asked
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, async_playwright
@@ -291,11 +290,6 @@ class WrkResult:
         return self.non2xx + self.socket_errors
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run_wrk(
     base: str, posts: Path, path: str, *, duration: float, connections: int, threads: int
 ) -> WrkResult:
@@ -364,27 +358,6 @@ COUNTS = {
         " WHERE c.workspace_id = s.workspace_id AND c.phone_e164 = s.contact_phone)"
     ),
 }
-
-
-def db_counts(db_path: Path) -> dict[str, int]:
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
-    try:
-        return {name: int(conn.execute(sql).fetchone()[0]) for name, sql in COUNTS.items()}
-    finally:
-        conn.close()
-
-
-def settle(db_path: Path, timeout: float = 15.0) -> dict[str, int]:
-    """Counts once in-flight requests have drained (two equal readings 0.5 s apart)."""
-    deadline = time.monotonic() + timeout
-    last = db_counts(db_path)
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        now = db_counts(db_path)
-        if now == last:
-            return now
-        last = now
-    return last
 
 
 def contact_ids(db_path: Path, phones: list[str]) -> dict[str, int]:
