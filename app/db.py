@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, DateTime, Table, event
+from sqlalchemy import Connection, DateTime, Table, delete, event, select
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
@@ -107,6 +107,24 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(connection: Any) -> None:
         mode = "IMMEDIATE" if connection.info.get("write") else "DEFERRED"
         connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def keep_newest(conn: Connection, table: Table, workspace_id: int, keep: int) -> int:
+    """Delete all but the workspace's newest `keep` rows. The cut-off id comes from the table's
+    (workspace_id, id) index with OFFSET: the table is never counted."""
+    cutoff = conn.execute(
+        select(table.c.id)
+        .where(table.c.workspace_id == workspace_id)
+        .order_by(table.c.id.desc())
+        .offset(keep)
+        .limit(1)
+    ).scalar_one_or_none()
+    if cutoff is None:
+        return 0
+    result = conn.execute(
+        delete(table).where(table.c.workspace_id == workspace_id, table.c.id <= cutoff)
+    )
+    return int(result.rowcount or 0)
 
 
 _savepoints = itertools.count(1)

@@ -76,6 +76,38 @@ def add_change(conn: Connection, workspace_id: int, kind: str, contact_id: int |
     )
 
 
+def add_changes(conn: Connection, workspace_id: int, contact_ids: list[int]) -> list[Change]:
+    """add_change() for many leads in one multi-row INSERT (a reconciliation run flags up to its
+    limit at once; one INSERT per lead cost a third of a second per 1,000 on SQLite)."""
+    if len(contact_ids) <= 1:
+        return [add_change(conn, workspace_id, LEAD_CHANGED, cid) for cid in contact_ids]
+    at = utcnow()
+    result = conn.execute(
+        insert(_table)
+        .values(
+            [
+                {
+                    "workspace_id": workspace_id,
+                    "kind": LEAD_CHANGED,
+                    "contact_id": cid,
+                    "created_at": at,
+                }
+                for cid in contact_ids
+            ]
+        )
+        .returning(_table.c.id, _table.c.contact_id)
+    )
+    # Rows come back in any order; each lead is in the list once, so match on the contact id.
+    ids = {int(r.contact_id): int(r.id) for r in result}
+    return sorted(
+        (
+            Change(id=ids[cid], workspace_id=workspace_id, kind=LEAD_CHANGED, contact_id=cid)
+            for cid in contact_ids
+        ),
+        key=lambda c: c.id,
+    )
+
+
 async def record_change(
     session: AsyncSession, workspace_id: int, kind: str, contact_id: int | None
 ) -> Change:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import Database, utcnow
+from app.db import Database, keep_newest, utcnow
 from app.events import trim_change_log
 from app.reconcile.models import ReconciliationRun, WorkerHeartbeat
 from app.sync.models import SyncFailure
@@ -47,23 +47,9 @@ class HousekeepingReport:
 
 
 async def _keep_newest(session: AsyncSession, table: Any, workspace_id: int, keep: int) -> int:
-    """Delete all but the workspace's newest `keep` rows (the table has a (workspace_id, id)
-    index)."""
-    cutoff = (
-        await session.execute(
-            select(table.c.id)
-            .where(table.c.workspace_id == workspace_id)
-            .order_by(table.c.id.desc())
-            .offset(keep)
-            .limit(1)
-        )
-    ).scalar_one_or_none()
-    if cutoff is None:
-        return 0
-    result = await session.execute(
-        delete(table).where(table.c.workspace_id == workspace_id, table.c.id <= cutoff)
+    return await session.run_sync(
+        lambda sync: keep_newest(sync.connection(), table, workspace_id, keep)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def run_housekeeping(

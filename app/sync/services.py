@@ -6,10 +6,10 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import utcnow
+from app.db import keep_newest, utcnow
 from app.sync.models import SyncFailure
 
 failures = SyncFailure.__table__  # type: ignore[attr-defined]
@@ -48,19 +48,7 @@ def log_sync_failure(
         .returning(failures.c.id)
     )
     new_id = int(result.scalar_one())
-    cutoff = (
-        conn.execute(
-            select(failures.c.id)
-            .where(failures.c.workspace_id == workspace_id)
-            .order_by(failures.c.id.desc())
-            .offset(keep)
-            .limit(1)
-        )
-    ).scalar_one_or_none()
-    if cutoff is not None:
-        conn.execute(
-            delete(failures).where(failures.c.workspace_id == workspace_id, failures.c.id <= cutoff)
-        )
+    keep_newest(conn, failures, workspace_id, keep)
     return new_id
 
 
