@@ -148,7 +148,7 @@ async def build(db: Database, leads: int, n_workspaces: int, seed: int) -> None:
             done += chunk
         offset += count
     if not db.is_sqlite:  # what autovacuum does soon after a bulk load
-        async with db.connect() as conn:
+        async with db.engine.connect() as conn:
             await conn.exec_driver_sql("ANALYZE")
             await conn.commit()
 

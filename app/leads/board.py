@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.leads.models import Contact
-from app.leads.queries import BoardPage, LeadRow, row_select, to_lead_row
+from app.leads.queries import LeadRow, row_select, to_lead_row
 
 contacts = Contact.__table__  # type: ignore[attr-defined]
 
@@ -187,9 +187,6 @@ class Page:
     next_cursor: str | None
     is_first: bool
     query: BoardQuery = field(default_factory=BoardQuery)
-
-    def as_board_page(self) -> BoardPage:
-        return BoardPage(rows=self.rows, next_cursor=self.next_cursor, is_first=self.is_first)
 
 
 async def board_rows(

@@ -127,13 +127,6 @@ def to_lead_row(r: Any) -> LeadRow:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class BoardPage:
-    rows: list[LeadRow]
-    next_cursor: str | None
-    is_first: bool
-
-
 async def lead_row(session: AsyncSession, workspace_id: int, contact_id: int) -> LeadRow | None:
     found = (
         await session.execute(
