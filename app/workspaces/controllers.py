@@ -6,6 +6,7 @@ tokens are stored (the webhook secret stays readable: signatures are checked wit
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
@@ -14,6 +15,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.services import members_of
 from app.accounts.web import Viewer
@@ -63,6 +65,16 @@ async def _page(
         error=error,
         public_url=settings.public_url,
     )
+
+
+async def _on_workspace(
+    db: Database, admin: Viewer, action: Callable[[AsyncSession, Workspace], Awaitable[str]]
+) -> str:
+    """Run an action on the admin's workspace in one write; returns the new secret to show once."""
+    async with db.write() as session:
+        workspace = await session.get(Workspace, admin.workspace_id)
+        assert workspace is not None
+        return await action(session, workspace)
 
 
 class SettingsController(Controller):
@@ -117,10 +129,7 @@ class SettingsController(Controller):
         settings: NamedDependency[Settings],
         directory: NamedDependency[WorkspaceDirectory],
     ) -> Template:
-        async with db.write() as session:
-            workspace = await session.get(Workspace, admin.workspace_id)
-            assert workspace is not None
-            secret = await rotate_webhook_secret(session, workspace)
+        secret = await _on_workspace(db, admin, rotate_webhook_secret)
         directory.forget()
         return await _page(request, db, admin, settings, revealed={N_("Webhook secret"): secret})
 
@@ -133,10 +142,7 @@ class SettingsController(Controller):
         settings: NamedDependency[Settings],
         keys: NamedDependency[KeyDirectory],
     ) -> Template:
-        async with db.write() as session:
-            workspace = await session.get(Workspace, admin.workspace_id)
-            assert workspace is not None
-            key = await set_sarah_key(session, workspace)
+        key = await _on_workspace(db, admin, set_sarah_key)
         keys.forget()
         return await _page(request, db, admin, settings, revealed={N_("Sarah key"): key})
 
@@ -149,10 +155,8 @@ class SettingsController(Controller):
         admin: NamedDependency[Viewer],
         settings: NamedDependency[Settings],
     ) -> Template:
-        async with db.write() as session:
-            workspace = await session.get(Workspace, admin.workspace_id)
-            assert workspace is not None
-            token = await create_api_token(session, workspace, data.get("name") or "")
+        name = data.get("name") or ""
+        token = await _on_workspace(db, admin, lambda s, ws: create_api_token(s, ws, name))
         return await _page(request, db, admin, settings, revealed={N_("API token"): token})
 
     @post("/api-tokens/{token_id:int}/revoke")
