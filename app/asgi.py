@@ -79,8 +79,12 @@ def _stores(settings: Settings) -> dict[str, Store]:
             "sessions": RedisStore.with_client(url=url, namespace=f"{prefix}:sessions"),
             "throttle": RedisStore.with_client(url=url, namespace=f"{prefix}:throttle"),
         }
+    sessions = PROJECT_ROOT / "var" / "sessions"
+    # FileStore makes only the last directory: a fresh checkout serving a database kept elsewhere
+    # (DATABASE_URL) has no var/ yet, and every sign-in would fail.
+    sessions.mkdir(parents=True, exist_ok=True)
     return {
-        "sessions": FileStore(path=PROJECT_ROOT / "var" / "sessions"),
+        "sessions": FileStore(path=sessions),
         "throttle": MemoryStore(),
     }
 
