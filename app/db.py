@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import queue
+import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from sqlalchemy import Connection, DateTime, Table, delete, event, select
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -30,6 +32,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
+
+from app.prepared import run_sql
 
 T = TypeVar("T")
 
@@ -133,14 +137,14 @@ _savepoints = itertools.count(1)
 def savepoint(conn: Connection) -> Iterator[None]:
     """A savepoint in the caller's transaction: an exception inside rolls back only this part."""
     name = f"sp_{next(_savepoints)}"
-    conn.exec_driver_sql(f"SAVEPOINT {name}")
+    run_sql(conn, f"SAVEPOINT {name}")
     try:
         yield
     except BaseException:
-        conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
-        conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+        run_sql(conn, f"ROLLBACK TO SAVEPOINT {name}")
+        run_sql(conn, f"RELEASE SAVEPOINT {name}")
         raise
-    conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+    run_sql(conn, f"RELEASE SAVEPOINT {name}")
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
@@ -209,22 +213,27 @@ class SqliteWriter:
     def _run_batch(conn: Connection, batch: list[Any]) -> None:
         results: list[tuple[bool, Any]] = []
         try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Straight on the sqlite3 connection: these run twice per write.
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            raw.execute("BEGIN IMMEDIATE")
             for fn, _future, _loop in batch:
-                conn.exec_driver_sql("SAVEPOINT write")
+                raw.execute("SAVEPOINT write")
                 try:
                     value = fn(conn)
                 except Exception as exc:
-                    conn.exec_driver_sql("ROLLBACK TO write")
-                    conn.exec_driver_sql("RELEASE write")
+                    raw.execute("ROLLBACK TO write")
+                    raw.execute("RELEASE write")
                     results.append((False, exc))
                 else:
-                    conn.exec_driver_sql("RELEASE write")
+                    raw.execute("RELEASE write")
                     results.append((True, value))
-            conn.exec_driver_sql("COMMIT")
+            raw.execute("COMMIT")
         except Exception as exc:  # the transaction itself failed: nothing in it was written
             with contextlib.suppress(Exception):
-                conn.exec_driver_sql("ROLLBACK")
+                conn.connection.dbapi_connection.execute("ROLLBACK")  # type: ignore[union-attr]
+            if isinstance(exc, sqlite3.Error):  # as SQLAlchemy raises it, for callers to catch
+                exc = DBAPIError.instance("COMMIT", (), exc, sqlite3.Error, hide_parameters=True)
             results = [(False, exc)] * len(batch)
         for (_fn, future, loop), (ok, value) in zip(batch, results, strict=True):
             loop.call_soon_threadsafe(_settle, future, ok, value)

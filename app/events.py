@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime, utcnow
+from app.prepared import Prepared
 
 LEAD_CHANGED = "lead"
 
@@ -53,7 +54,7 @@ class Change:
 _table = ChangeEventRow.__table__  # type: ignore[attr-defined]
 
 
-_INSERT_CHANGE = (
+_INSERT_CHANGE = Prepared(
     insert(_table)
     .values({c: bindparam(c) for c in ("workspace_id", "kind", "contact_id", "created_at")})
     .returning(_table.c.id)
@@ -62,8 +63,8 @@ _INSERT_CHANGE = (
 
 def add_change(conn: Connection, workspace_id: int, kind: str, contact_id: int | None) -> Change:
     """Add a change event to the caller's transaction; publish it after the commit."""
-    result = conn.execute(
-        _INSERT_CHANGE,
+    row = _INSERT_CHANGE.first(
+        conn,
         {
             "workspace_id": workspace_id,
             "kind": kind,
@@ -71,9 +72,7 @@ def add_change(conn: Connection, workspace_id: int, kind: str, contact_id: int |
             "created_at": utcnow(),
         },
     )
-    return Change(
-        id=result.scalar_one(), workspace_id=workspace_id, kind=kind, contact_id=contact_id
-    )
+    return Change(id=int(row.id), workspace_id=workspace_id, kind=kind, contact_id=contact_id)
 
 
 def add_changes(conn: Connection, workspace_id: int, contact_ids: list[int]) -> list[Change]:

@@ -32,6 +32,7 @@ from app.ingest.models import WebhookInbox
 from app.ingest.records import MalformedPayload, ParsedDelivery, UnsupportedEvent
 from app.ingest.signatures import verify_kapso_signature, verify_meta_signature
 from app.leads.services import ApplyResult, apply_records
+from app.prepared import Prepared
 from app.workspaces.models import Workspace
 from app.workspaces.services import by_phone_number_id, list_workspaces
 
@@ -364,8 +365,8 @@ def _process_delivery(
     that stores it, the common case.
     """
     now = utcnow()
-    stored = conn.execute(
-        _insert_inbox(conn.dialect.name),
+    stored = _insert_inbox(conn.dialect.name).first(
+        conn,
         {
             "workspace_id": workspace_id,
             "provider": provider,
@@ -377,33 +378,35 @@ def _process_delivery(
             "attempts": 1,
             "duplicates": 0,
         },
-    ).first()
+    )
     if stored is None:
-        existing = conn.execute(_INBOX_BY_KEY, {"provider": provider, "key": key}).first()
+        existing = _INBOX_BY_KEY.first(conn, {"provider": provider, "key": key})
         if existing is None:
             raise _Duplicate()  # stored by a concurrent request that has not committed yet
         if existing.processed_at is not None:
             _count_duplicate(conn, provider, key)
             return None
         # Stored earlier but its processing failed: this redelivery completes it.
-        conn.execute(_MARK_PROCESSED, {"_id": existing.id, "at": now})
+        _MARK_PROCESSED.run(conn, {"_id": existing.id, "at": now})
     return apply_delivery_sync(conn, workspace_id, parsed)
 
 
 def _count_duplicate(conn: Connection, provider: str, key: str) -> None:
-    conn.execute(_COUNT_DUPLICATE, {"w_provider": provider, "key": key})
+    _COUNT_DUPLICATE.run(conn, {"w_provider": provider, "key": key})
 
 
 # Built once: the hot path only binds values (see app/leads/statements.py for why).
-_INBOX_BY_KEY = select(inbox.c.id, inbox.c.processed_at).where(
-    inbox.c.provider == bindparam("provider"), inbox.c.delivery_key == bindparam("key")
+_INBOX_BY_KEY = Prepared(
+    select(inbox.c.id, inbox.c.processed_at).where(
+        inbox.c.provider == bindparam("provider"), inbox.c.delivery_key == bindparam("key")
+    )
 )
-_MARK_PROCESSED = (
+_MARK_PROCESSED = Prepared(
     update(inbox)
     .where(inbox.c.id == bindparam("_id"))
     .values(processed_at=bindparam("at"), error=None, attempts=inbox.c.attempts + 1)
 )
-_COUNT_DUPLICATE = (
+_COUNT_DUPLICATE = Prepared(
     update(inbox)
     .where(inbox.c.provider == bindparam("w_provider"), inbox.c.delivery_key == bindparam("key"))
     .values(duplicates=inbox.c.duplicates + 1)
@@ -422,9 +425,9 @@ _INBOX_COLUMNS = (
 
 
 @lru_cache(maxsize=4)
-def _insert_inbox(dialect: str) -> Any:
+def _insert_inbox(dialect: str) -> Prepared:
     table_insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(inbox)
-    return (
+    return Prepared(
         table_insert.values({c: bindparam(c) for c in _INBOX_COLUMNS})
         .on_conflict_do_nothing(index_elements=["provider", "delivery_key"])
         .returning(inbox.c.id)

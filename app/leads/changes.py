@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from app.db import utcnow
 from app.leads.models import Contact, LeadChange
+from app.prepared import Prepared
 
 contacts = Contact.__table__  # type: ignore[attr-defined]
 lead_changes = LeadChange.__table__  # type: ignore[attr-defined]
 
 LEAD_STATUSES = ("new", "qualified", "contacted", "converted", "archived")
 BOT = "bot"
-_INSERT_CHANGE = insert(lead_changes)
 HUMAN = "human"
 SYSTEM = "system"
 
@@ -48,9 +48,22 @@ def history_row(
     }
 
 
+_HISTORY_COLUMNS = (
+    "workspace_id",
+    "contact_id",
+    "field",
+    "old_value",
+    "new_value",
+    "source",
+    "actor",
+    "created_at",
+)
+_INSERT_HISTORY = Prepared(insert(lead_changes).values({c: bindparam(c) for c in _HISTORY_COLUMNS}))
+
+
 def record_history(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(_INSERT_CHANGE, rows)
+    """Add history_row()s to the caller's transaction."""
+    _INSERT_HISTORY.run_many(conn, rows)
 
 
 def bot_may_set_status(current_source: str | None) -> bool:

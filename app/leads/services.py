@@ -28,6 +28,7 @@ from app.ingest.records import (
 )
 from app.leads import statements as st
 from app.leads.models import Contact, Conversation, Message
+from app.prepared import Prepared
 
 contacts = Contact.__table__  # type: ignore[attr-defined]
 conversations = Conversation.__table__  # type: ignore[attr-defined]
@@ -82,13 +83,11 @@ def apply_records(conn: Connection, workspace_id: int, records: list[Record]) ->
 def _find_contact(conn: Connection, workspace_id: int, lead: LeadRef) -> Any:
     """The lead's row, locked for this transaction (PostgreSQL; SQLite serialises writers)."""
     if lead.phone_e164:
-        row = conn.execute(
-            st.CONTACT_BY_PHONE, {"ws": workspace_id, "key": lead.phone_e164}
-        ).first()
+        row = st.CONTACT_BY_PHONE.first(conn, {"ws": workspace_id, "key": lead.phone_e164})
         if row is not None:
             return row
     if lead.bsuid:
-        return conn.execute(st.CONTACT_BY_BSUID, {"ws": workspace_id, "key": lead.bsuid}).first()
+        return st.CONTACT_BY_BSUID.first(conn, {"ws": workspace_id, "key": lead.bsuid})
     return None
 
 
@@ -99,8 +98,8 @@ def find_or_create_contact(conn: Connection, workspace_id: int, lead: LeadRef, a
         return row
     now = utcnow()
     key = "phone_e164" if lead.phone_e164 else "bsuid"
-    conn.execute(
-        st.insert_contact(conn.dialect.name, key),
+    st.insert_contact(conn.dialect.name, key).run(
+        conn,
         {
             "workspace_id": workspace_id,
             "phone_e164": lead.phone_e164,
@@ -140,14 +139,14 @@ def _conversation_id(
 ) -> int | None:
     if not ref:
         return None
-    found = conn.execute(st.CONVERSATION_BY_REF, {"ws": workspace_id, "ref": ref}).first()
+    found = st.CONVERSATION_BY_REF.first(conn, {"ws": workspace_id, "ref": ref})
     if found is not None:
         # To the minute: a burst of messages does not rewrite the row every time.
         if at - found.last_active_at > CONVERSATION_TOUCH_EVERY:
-            conn.execute(st.CONVERSATION_TOUCH, {"_id": found.id, "at": at})
+            st.CONVERSATION_TOUCH.run(conn, {"_id": found.id, "at": at})
         return int(found.id)
-    created = conn.execute(
-        st.insert_conversation(conn.dialect.name),
+    created = st.insert_conversation(conn.dialect.name).first(
+        conn,
         {
             "workspace_id": workspace_id,
             "contact_id": contact_id,
@@ -156,11 +155,12 @@ def _conversation_id(
             "started_at": at,
             "last_active_at": at,
         },
-    ).first()
+    )
     if created is not None:
         return int(created.id)
     # A concurrent delivery created it first.
-    return int(conn.execute(st.CONVERSATION_BY_REF, {"ws": workspace_id, "ref": ref}).one().id)
+    again = st.CONVERSATION_BY_REF.first(conn, {"ws": workspace_id, "ref": ref})
+    return int(again.id)
 
 
 def _apply_message(
@@ -174,8 +174,8 @@ def _apply_message(
     conversation_id = _conversation_id(
         conn, workspace_id, contact.id, record.conversation_ref, sent_at
     )
-    inserted = conn.execute(
-        st.insert_message(conn.dialect.name),
+    inserted = st.insert_message(conn.dialect.name).first(
+        conn,
         {
             "workspace_id": workspace_id,
             "contact_id": contact.id,
@@ -193,7 +193,7 @@ def _apply_message(
             "sent_at": sent_at,
             "created_at": now,
         },
-    ).first()
+    )
     contact_values = _identity_updates(contact, record.lead)
     if inserted is None:
         # Known wamid: a redelivery, or a later status of a message we already have.
@@ -247,7 +247,8 @@ def _update_contact(
     new_message: bool = False,
 ) -> None:
     values["updated_at"] = now
-    conn.execute(st.update_contact(frozenset(values), new_message), {**values, "_id": contact_id})
+    statement = st.update_contact(frozenset(values), new_message)
+    statement.run(conn, {**values, "_id": contact_id})
     if SEARCH_FIELDS.intersection(values):
         refresh_search_text(conn, contact_id)
 
@@ -291,14 +292,14 @@ def search_text_for(
 
 def refresh_search_text(conn: Connection, contact_id: int) -> None:
     """Recompute after a searchable field changed (a second UPDATE sees the new values)."""
-    conn.execute(_REFRESH_SEARCH_TEXT, {"_id": contact_id})
+    _REFRESH_SEARCH_TEXT.run(conn, {"_id": contact_id})
 
 
 def _advance_message(
     conn: Connection, workspace_id: int, record: MessageRecord | StatusRecord, now: datetime
 ) -> bool:
     """Move a known message's status forward; fill a body we did not have. True if it changed."""
-    current = conn.execute(st.MESSAGE_BY_WAMID, {"ws": workspace_id, "wamid": record.wamid}).first()
+    current = st.MESSAGE_BY_WAMID.first(conn, {"ws": workspace_id, "wamid": record.wamid})
     if current is None:
         return False
     values: dict[str, Any] = {}
@@ -312,7 +313,7 @@ def _advance_message(
         values["message_type"] = record.message_type
     if not values:
         return False
-    conn.execute(st.update_message(frozenset(values)), {**values, "_id": current.id})
+    st.update_message(frozenset(values)).run(conn, {**values, "_id": current.id})
     return True
 
 
@@ -320,7 +321,7 @@ def _apply_status(
     conn: Connection, workspace_id: int, record: StatusRecord, result: ApplyResult
 ) -> None:
     now = utcnow()
-    found = conn.execute(st.MESSAGE_BY_WAMID, {"ws": workspace_id, "wamid": record.wamid}).first()
+    found = st.MESSAGE_BY_WAMID.first(conn, {"ws": workspace_id, "wamid": record.wamid})
     contact_id = found.contact_id if found is not None else None
     if contact_id is not None:
         if _advance_message(conn, workspace_id, record, now):
@@ -392,6 +393,6 @@ def _apply_identity(
         result.touch(contact.id)
 
 
-_REFRESH_SEARCH_TEXT = (
+_REFRESH_SEARCH_TEXT = Prepared(
     update(contacts).where(contacts.c.id == bindparam("_id")).values(search_text=_search_text_sql())
 )

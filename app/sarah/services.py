@@ -25,6 +25,7 @@ from app.leads.changes import BOT, bot_may_set_status, history_row, record_histo
 from app.leads.models import Contact
 from app.leads.services import SEARCH_FIELDS, find_or_create_contact, refresh_search_text
 from app.phones import normalize_phone
+from app.prepared import Prepared
 from app.sarah.models import SarahState
 from app.sarah.rules import (
     DEFAULT_STATE,
@@ -162,22 +163,24 @@ _STATE_VALUES = (
 
 
 @lru_cache(maxsize=4)
-def _upsert_state(dialect: str) -> Any:
+def _upsert_state(dialect: str) -> Prepared:
     """Built once per dialect (see app/leads/statements.py for why)."""
     table_insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(states)
     stmt = table_insert.values(
         {c: bindparam(c) for c in ("workspace_id", "contact_phone", "created_at", *_STATE_VALUES)}
     )
-    return stmt.on_conflict_do_update(
-        index_elements=["workspace_id", "contact_phone"],
-        set_={c: stmt.excluded[c] for c in _STATE_VALUES},
+    return Prepared(
+        stmt.on_conflict_do_update(
+            index_elements=["workspace_id", "contact_phone"],
+            set_={c: stmt.excluded[c] for c in _STATE_VALUES},
+        )
     )
 
 
 def _save_state(conn: Connection, workspace_id: int, upd: SarahUpdate) -> None:
     now = utcnow()
-    conn.execute(
-        _upsert_state(conn.dialect.name),
+    _upsert_state(conn.dialect.name).run(
+        conn,
         {
             "workspace_id": workspace_id,
             "contact_phone": upd.contact_phone,
@@ -213,7 +216,9 @@ _SYNC_COLUMNS = (
 )
 
 
-_SYNC_ROW = select(*_SYNC_COLUMNS).where(contacts.c.id == bindparam("_id")).with_for_update()
+_SYNC_ROW = Prepared(
+    select(*_SYNC_COLUMNS).where(contacts.c.id == bindparam("_id")).with_for_update()
+)
 
 
 def sync_to_lead(conn: Connection, workspace_id: int, upd: SarahUpdate) -> tuple[int, bool]:
@@ -222,7 +227,7 @@ def sync_to_lead(conn: Connection, workspace_id: int, upd: SarahUpdate) -> tuple
     found = find_or_create_contact(conn, workspace_id, LeadRef(phone_e164=upd.contact_phone), now)
     if found is None:
         raise LookupError("the lead could not be created")
-    row = conn.execute(_SYNC_ROW, {"_id": found.id}).one()
+    row = _SYNC_ROW.first(conn, {"_id": found.id})
     current = dict(row._mapping)
     values = merge_extracted(current, upd.extracted_data)
     history = []
@@ -261,7 +266,7 @@ def sync_to_lead(conn: Connection, workspace_id: int, upd: SarahUpdate) -> tuple
     if not values:
         return row.id, False
     values["updated_at"] = now
-    conn.execute(st.update_contact(frozenset(values), False), {**values, "_id": row.id})
+    st.update_contact(frozenset(values), False).run(conn, {**values, "_id": row.id})
     if SEARCH_FIELDS.intersection(values):
         refresh_search_text(conn, row.id)
     record_history(conn, history)

@@ -1,0 +1,212 @@
+"""Write-path statements compiled once and, on SQLite, run straight on the DBAPI cursor.
+
+A webhook or a bot update runs six to ten small statements in the SQLite writer thread. Even with
+prebuilt statements, SQLAlchemy spends about twice as long per statement as SQLite itself
+(execution context, parameter dictionaries, result metadata). `Prepared` keeps the Core statement
+as the single definition, compiles it once per dialect, and on SQLite executes the compiled SQL
+with the same bind and result processors SQLAlchemy would apply. Other dialects go through
+`Connection.execute` unchanged. Errors are raised as SQLAlchemy's DBAPIError family either way, so
+callers catch one kind of exception.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import ClauseElement
+
+_MISSING = object()
+
+
+class _RowBase(tuple[Any, ...]):
+    """Rows answer by attribute (row.id) like SQLAlchemy's Row, and to row._mapping."""
+
+    __slots__ = ()
+    _fields: tuple[str, ...]
+    _make: Callable[[Iterable[Any]], Any]
+
+    @property
+    def _mapping(self) -> dict[str, Any]:
+        return dict(zip(self._fields, self, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    sql: str
+    # Per positional parameter: (name, fixed value or _MISSING, bind processor or None).
+    params: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]
+    row_type: type[_RowBase] | None
+    result_processors: tuple[Callable[[Any], Any] | None, ...]
+
+    def bind(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        out = []
+        for name, fixed, process in self.params:
+            value = values[name] if fixed is _MISSING else values.get(name, fixed)
+            out.append(process(value) if process is not None else value)
+        return tuple(out)
+
+    def rows(self, raw: Iterable[tuple[Any, ...]]) -> list[Any]:
+        assert self.row_type is not None
+        make, processors = self.row_type._make, self.result_processors
+        if not any(processors):
+            return [make(r) for r in raw]
+        return [
+            make(p(v) if p is not None else v for p, v in zip(processors, r, strict=True))
+            for r in raw
+        ]
+
+
+def _plan(statement: ClauseElement, dialect: Dialect) -> _Plan | None:
+    """The compiled form, or None when this statement needs SQLAlchemy's own execution."""
+    compiled: Any = statement.compile(dialect=dialect)
+    if compiled.positiontup is None or compiled.update_prefetch:
+        return None
+    defaults: dict[str, Any] = {}
+    for column in compiled.insert_prefetch:
+        default = column.default
+        if default is None or not default.is_scalar:
+            return None  # a Python-side callable default: leave it to SQLAlchemy
+        defaults[column.key] = default.arg
+    processors = compiled._bind_processors
+    by_name = {name: bind for bind, name in compiled.bind_names.items()}
+    params = []
+    for name in compiled.positiontup:
+        bind = by_name[name]
+        if name in defaults:
+            fixed = defaults[name]
+        elif bind.required:
+            fixed = _MISSING
+        elif bind.callable is not None:
+            return None
+        else:
+            fixed = bind.value
+        params.append((name, fixed, processors.get(name)))
+    row_type: type[_RowBase] | None = None
+    result_processors: list[Callable[[Any], Any] | None] = []
+    if compiled._result_columns:
+        names = [column[0] for column in compiled._result_columns]
+        row_type = type(
+            "PreparedRow",
+            (namedtuple("_Row", names), _RowBase),
+            {"__slots__": ()},
+        )
+        result_processors = [
+            column[3]._cached_result_processor(dialect, None) for column in compiled._result_columns
+        ]
+    return _Plan(compiled.string, tuple(params), row_type, tuple(result_processors))
+
+
+class Prepared:
+    """One Core statement; `rows`, `first` and `run` execute it on a sync Connection."""
+
+    __slots__ = ("_plans", "statement")
+
+    def __init__(self, statement: Any) -> None:
+        self.statement = statement
+        self._plans: dict[type[Dialect], _Plan | None] = {}
+
+    def _plan_for(self, conn: Connection) -> _Plan | None:
+        dialect = conn.dialect
+        if dialect.name != "sqlite":
+            return None
+        try:
+            return self._plans[type(dialect)]
+        except KeyError:
+            plan = self._plans[type(dialect)] = _plan(self.statement, dialect)
+            return plan
+
+    def _cursor(self, conn: Connection, plan: _Plan, values: Mapping[str, Any]) -> Any:
+        params = plan.bind(values)
+        cursor = _dbapi(conn).cursor()
+        try:
+            cursor.execute(plan.sql, params)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            cursor.close()
+            raise _wrapped(plan.sql, params, exc, conn) from exc
+        return cursor
+
+    def rows(self, conn: Connection, values: Mapping[str, Any]) -> list[Any]:
+        """All result rows (statements with RETURNING or SELECT)."""
+        plan = self._plan_for(conn)
+        if plan is None:
+            return list(conn.execute(self.statement, values))
+        cursor = self._cursor(conn, plan, values)
+        try:
+            return plan.rows(cursor.fetchall())
+        finally:
+            cursor.close()
+
+    def first(self, conn: Connection, values: Mapping[str, Any]) -> Any:
+        """The first result row, or None."""
+        plan = self._plan_for(conn)
+        if plan is None:
+            return conn.execute(self.statement, values).first()
+        cursor = self._cursor(conn, plan, values)
+        try:
+            raw = cursor.fetchone()
+            if raw is None:
+                return None
+            if cursor.description is not None:
+                cursor.fetchall()  # RETURNING rows are only final once read to the end
+            return plan.rows((raw,))[0]
+        finally:
+            cursor.close()
+
+    def run(self, conn: Connection, values: Mapping[str, Any]) -> int:
+        """Execute without result rows; the number of rows it changed."""
+        plan = self._plan_for(conn)
+        if plan is None:
+            return int(conn.execute(self.statement, values).rowcount or 0)
+        cursor = self._cursor(conn, plan, values)
+        try:
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def run_many(self, conn: Connection, many: Sequence[Mapping[str, Any]]) -> None:
+        """Execute once per parameter set (executemany)."""
+        if not many:
+            return
+        plan = self._plan_for(conn)
+        if plan is None:
+            conn.execute(self.statement, list(many))
+            return
+        params = [plan.bind(values) for values in many]
+        cursor = _dbapi(conn).cursor()
+        try:
+            cursor.executemany(plan.sql, params)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(plan.sql, params, exc, conn) from exc
+        finally:
+            cursor.close()
+
+
+def _dbapi(conn: Connection) -> Any:
+    return conn.connection.dbapi_connection
+
+
+def _wrapped(sql: str, params: Any, exc: Exception, conn: Connection) -> Exception:
+    """The driver's error as SQLAlchemy raises it (IntegrityError, OperationalError ...)."""
+    return DBAPIError.instance(
+        sql, params, exc, conn.dialect.loaded_dbapi.Error, hide_parameters=True
+    )
+
+
+def run_sql(conn: Connection, sql: str) -> None:
+    """A parameterless command (SAVEPOINT, RELEASE ...), on SQLite straight on the cursor."""
+    if conn.dialect.name != "sqlite":
+        conn.exec_driver_sql(sql)
+        return
+    cursor = _dbapi(conn).cursor()
+    try:
+        cursor.execute(sql)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _wrapped(sql, (), exc, conn) from exc
+    finally:
+        cursor.close()
