@@ -70,6 +70,7 @@ def start_redis(port: int) -> subprocess.Popen[bytes]:
     proc.kill()
     pytest.fail("redis-server did not start")
 
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A private redis-server on a free port (never the machine's shared one)."""

@@ -281,6 +281,7 @@ async def test_retention_keeps_the_newest_per_workspace(
     db: Database, workspace: Workspace, database_url: str
 ) -> None:
     other = await add_workspace(database_url, name="Other", phone_number_id="1", sarah_key="k2")
+
     def fill(conn: Connection) -> None:
         log_sync_failure(conn, other.id, source="sarah", error="keep me")  # type: ignore[arg-type]
         for i in range(12):
