@@ -163,21 +163,23 @@ COUNTS = {
 }
 
 
-def db_counts(db_path: Path) -> dict[str, int]:
+def db_counts(db_path: Path, counts: dict[str, str] = COUNTS) -> dict[str, int]:
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
     try:
-        return {name: int(conn.execute(sql).fetchone()[0]) for name, sql in COUNTS.items()}
+        return {name: int(conn.execute(sql).fetchone()[0]) for name, sql in counts.items()}
     finally:
         conn.close()
 
 
-def settle(db_path: Path, timeout: float = 15.0) -> dict[str, int]:
+def settle(
+    db_path: Path, timeout: float = 15.0, counts: dict[str, str] = COUNTS
+) -> dict[str, int]:
     """Counts once in-flight requests have drained (two equal readings 0.5 s apart)."""
     deadline = time.monotonic() + timeout
-    last = db_counts(db_path)
+    last = db_counts(db_path, counts)
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        now = db_counts(db_path)
+        now = db_counts(db_path, counts)
         if now == last:
             return now
         last = now

@@ -394,7 +394,7 @@ async def create_by_webhook(
 def wait_contacts(db_path: Path, expected: int, timeout: float = 60.0) -> int:
     deadline = time.monotonic() + timeout
     while True:
-        n = db_counts(db_path)["contacts"]
+        n = db_counts(db_path, COUNTS)["contacts"]
         if n >= expected or time.monotonic() > deadline:
             return n
         time.sleep(0.2)
@@ -449,7 +449,7 @@ def measure_sarah(
     profile_dir: Path | None,
 ) -> SarahRun:
     with leadboard_server(workdir, redis_url) as (base, child, db_path):
-        base_contacts = db_counts(db_path)["contacts"]
+        base_contacts = db_counts(db_path, COUNTS)["contacts"]
         asyncio.run(create_by_webhook(base, precreate, args.seed))
         precreated = wait_contacts(db_path, base_contacts + len(precreate)) - base_contacts
         if args.warmup > 0:
@@ -461,7 +461,7 @@ def measure_sarah(
                 connections=args.connections,
                 threads=args.threads,
             )
-        before = settle(db_path)
+        before = settle(db_path, counts=COUNTS)
         cpu0 = child.cpu_seconds()
         with py_spy(child, profile_dir, args.duration):
             result = run_wrk(
@@ -474,7 +474,7 @@ def measure_sarah(
             )
         cpu = child.cpu_seconds() - cpu0
         result.server_cpu_s = cpu
-        after = settle(db_path)
+        after = settle(db_path, counts=COUNTS)
         delta = {k: after[k] - before[k] for k in after}
         log_errors = [
             x
