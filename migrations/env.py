@@ -18,10 +18,19 @@ def _url() -> str:
     return config.attributes.get("database_url") or get_settings().database_url
 
 
+# Made by hand in migration 0005, not by the models: autogenerate must not propose dropping them.
+SEARCH_INDEX_OBJECTS = ("contacts_fts", "ix_contacts_search_trgm")
+
+
+def _include_name(name: str | None, type_: str, _parent: object) -> bool:
+    return not (name or "").startswith(SEARCH_INDEX_OBJECTS)
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
+        include_name=_include_name,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

@@ -4,12 +4,24 @@ in the URL (shareable, and the back button works)."""
 from __future__ import annotations
 
 import base64
+import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
-from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    column,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.leads.models import Contact
@@ -43,7 +55,8 @@ class BoardQuery:
     def from_params(cls, params: Any, default_size: int = 50) -> BoardQuery:
         def text(name: str, limit: int = 120) -> str:
             value = params.get(name) or ""
-            return str(value).strip()[:limit]
+            # NUL: PostgreSQL refuses it in text, and FTS5 would read only up to it.
+            return str(value).replace("\x00", "").strip()[:limit]
 
         def flag(name: str) -> bool:
             return text(name).lower() in ("1", "true", "on", "yes")
@@ -115,7 +128,80 @@ def _sort_columns(sort: str) -> tuple[Any, Any]:
     return contacts.c.last_activity_at, contacts.c.id
 
 
-def filters(query: BoardQuery, workspace_id: int, user_id: int | None) -> list[ColumnElement[bool]]:
+# -- search ------------------------------------------------------------------------------------
+# What a search finds is decided in one place: search_text LIKE '%term%' (below). On SQLite the
+# FTS5 trigram table of migration 0005 only narrows the candidates first (a trigram phrase match
+# is a substring match, folding case at least as widely as LIKE does), so the index changes the
+# speed of a search, never its answer. On PostgreSQL the pg_trgm GIN index serves LIKE itself.
+_fts = table("contacts_fts", column("rowid"))
+FTS_MIN_CHARS = 3  # trigrams: shorter terms match nothing in the index, so they stay LIKE
+FTS_FEW = 2000  # fewer matches than this: fetch them by id and sort them (~1 ms per 500)
+_fts_tables: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """A search term and how the index takes part: "" not at all (LIKE reads the sort's index);
+    "ids" (a rare term: the matching ids drive the query); "probe" (a common term: walk the
+    sort's index, keeping the rows whose id the index matched)."""
+
+    term: str
+    index: Literal["", "ids", "probe"] = ""
+
+
+def fts_phrase(term: str) -> str:
+    """The term as one FTS5 string: operators, quotes and brackets inside are plain text."""
+    return '"' + term.replace('"', '""') + '"'
+
+
+async def _has_fts(session: AsyncSession) -> bool:
+    """Whether this SQLite database has the search index (migration 0005 skips it without FTS5)."""
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite":
+        return False
+    engine = bind.engine
+    known = _fts_tables.get(engine)
+    if known is None:
+        found = await session.execute(
+            text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'contacts_fts'")
+        )
+        known = _fts_tables[engine] = found.first() is not None
+    return known
+
+
+def _fts_ids(term: str) -> Any:
+    """The ids of the leads whose search_text the index matches (all workspaces)."""
+    return select(_fts.c.rowid).where(literal_column("contacts_fts").op("MATCH")(fts_phrase(term)))
+
+
+async def plan_search(session: AsyncSession, q: str) -> Search | None:
+    """How to run the search for `q` on this database (one cheap look at the index)."""
+    if not q:
+        return None
+    term = search_term(q)
+    if len(term) < FTS_MIN_CHARS or "\x00" in term or not await _has_fts(session):
+        return Search(term)
+    capped = _fts_ids(term).limit(FTS_FEW).subquery()
+    found = (await session.execute(select(func.count()).select_from(capped))).scalar_one()
+    return Search(term, "ids" if found < FTS_FEW else "probe")
+
+
+def _search_clause(search: Search) -> ColumnElement[bool]:
+    like = contacts.c.search_text.contains(search.term, autoescape=True)
+    if not search.index:
+        return like
+    # `id + 0` keeps SQLite from driving the query by id: it walks the sort's index instead.
+    key = contacts.c.id if search.index == "ids" else contacts.c.id + literal_column("0")
+    return and_(key.in_(_fts_ids(search.term)), like)
+
+
+def filters(
+    query: BoardQuery,
+    workspace_id: int,
+    user_id: int | None,
+    search: Search | None = None,
+) -> list[ColumnElement[bool]]:
+    """The view's conditions. `search` is plan_search(query.q) (without it: LIKE alone)."""
     where: list[ColumnElement[bool]] = [contacts.c.workspace_id == workspace_id]
     if query.status:
         where.append(contacts.c.status == query.status)
@@ -139,7 +225,7 @@ def filters(query: BoardQuery, workspace_id: int, user_id: int | None) -> list[C
         where.append(contacts.c.stale_flagged_at.is_not(None))
         where.append(contacts.c.stale_flagged_at >= contacts.c.last_activity_at)
     if query.q:
-        where.append(contacts.c.search_text.contains(search_term(query.q), autoescape=True))
+        where.append(_search_clause(search or Search(search_term(query.q))))
     return where
 
 
@@ -194,7 +280,8 @@ async def board_rows(
 ) -> Page:
     """One page in the chosen order; keyset, so a deep page costs what the first costs."""
     key, tiebreak = _sort_columns(query.sort)
-    stmt = row_select().where(*filters(query, workspace_id, user_id))
+    search = await plan_search(session, query.q)
+    stmt = row_select().where(*filters(query, workspace_id, user_id, search))
     position = decode_cursor(query.sort, query.cursor)
     if position is not None:
         value, ident = position
@@ -239,15 +326,22 @@ async def pipeline_columns(
     query: BoardQuery,
     user_id: int | None,
     per_column: int = 25,
+    counts: Mapping[str, int] | None = None,
 ) -> list[PipelineColumn]:
-    """The pipeline: one column per status, the most recently active cards first."""
+    """The pipeline: one column per status, the most recently active cards first. `counts`: the
+    leads per status when the caller already has them (the unfiltered view's, from the facet
+    cache); otherwise each column is counted."""
     columns = []
+    search = await plan_search(session, query.q)
     for status in STATUSES:
         column_query = replace(query, status=status, cursor="", sort="activity")
-        where = filters(column_query, workspace_id, user_id)
-        count = (
-            await session.execute(select(func.count()).select_from(contacts).where(*where))
-        ).scalar_one()
+        where = filters(column_query, workspace_id, user_id, search)
+        if counts is not None:
+            count = counts.get(status, 0)
+        else:
+            count = (
+                await session.execute(select(func.count()).select_from(contacts).where(*where))
+            ).scalar_one()
         stmt = (
             row_select()
             .where(*where)

@@ -19,6 +19,15 @@ class Contact(SQLModel, table=True):
         # One index per filter and sort the board offers: every view of 100,000 leads is a
         # short index walk, never a scan.
         Index("ix_contacts_ws_score", "workspace_id", text("coalesce(score, -1)"), "id"),
+        # Scores follow temperature: "cold by score" walking the score index would pass every
+        # hotter lead first.
+        Index(
+            "ix_contacts_ws_temp_score",
+            "workspace_id",
+            "temperature",
+            text("coalesce(score, -1)"),
+            "id",
+        ),
         Index("ix_contacts_ws_created", "workspace_id", "created_at", "id"),
         Index("ix_contacts_ws_status", "workspace_id", "status", "last_activity_at", "id"),
         Index(
@@ -61,6 +70,8 @@ class Contact(SQLModel, table=True):
     # Their last message is newer than our last reply (kept on write, so the filter is indexed).
     needs_reply: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
     # Lower-case name, profile name, username, business, location and phone digits, for search.
+    # Indexed outside this model (migration 0005): contacts_fts (FTS5 trigram) on SQLite, a
+    # pg_trgm GIN index on PostgreSQL.
     search_text: str = Field(default="", sa_column_kwargs={"server_default": ""})
     status_source: str = Field(
         default="system", max_length=20, sa_column_kwargs={"server_default": "system"}
@@ -126,7 +137,7 @@ class LeadChange(SQLModel, table=True):
     """One real change of a lead's status, score or temperature: the timeline's history."""
 
     __tablename__ = "lead_changes"
-    __table_args__ = (Index("ix_lead_changes_contact", "contact_id", "id"),)
+    __table_args__ = (Index("ix_lead_changes_contact_created", "contact_id", "created_at", "id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     workspace_id: int = Field(foreign_key="workspaces.id")
