@@ -3,6 +3,8 @@ archive, export; the same actions from htmx; other workspaces' leads stay invisi
 
 from __future__ import annotations
 
+import re
+
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -138,3 +140,30 @@ async def test_board_filters_views_and_export_over_http(
     assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
     lines = export.text.lstrip("\ufeff").strip().splitlines()
     assert len(lines) == 2 and "Siti Rahmawati" in lines[1]
+
+
+def column_counts(html: str) -> dict[str, int]:
+    found = re.findall(
+        r'<section class="pipeline-col" data-status="(\w+)".*?<span class="count">([\d,.]+)</span>',
+        html,
+        re.S,
+    )
+    return {status: int(n.replace(",", "").replace(".", "")) for status, n in found}
+
+
+async def test_pipeline_counts_move_with_a_persons_status_change(
+    client: Client, db: Database, agent: str
+) -> None:
+    """The unfiltered pipeline takes its counts from the (cached) status menu; the person who
+    moves a card sees them move; a filtered pipeline counts its own columns."""
+    lead_id = await budi(client, db)
+    before = column_counts((await client.get("/", params={"view": "pipeline"})).text)
+    assert before == {"new": 1, "qualified": 0, "contacted": 0, "converted": 0, "archived": 0}
+    moved = await client.post(
+        f"/leads/{lead_id}/status", data=form(client, status="qualified"), follow_redirects=False
+    )
+    assert moved.status_code == 303
+    after = column_counts((await client.get("/", params={"view": "pipeline"})).text)
+    assert after == {"new": 0, "qualified": 1, "contacted": 0, "converted": 0, "archived": 0}
+    none = column_counts((await client.get("/", params={"view": "pipeline", "q": "siti"})).text)
+    assert set(none.values()) == {0}

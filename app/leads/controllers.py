@@ -7,6 +7,7 @@ swapped fragment for htmx (same templates), and every form works without JavaScr
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
@@ -56,11 +57,14 @@ class BoardController(Controller):
     ) -> Template:
         query = BoardQuery.from_params(request.query_params, settings.board_page_size)
         ws = viewer.workspace_id
+        facets = await cache.facets(ws)
+        # The unfiltered pipeline's column counts are the status menu's: counted once, cached.
+        counts = None if replace(query, status="").is_filtered else dict(facets["status"])
         async with db.session() as session:
             # The event position first: whatever commits after it reaches the page as a replay.
             last_event_id = await latest_change_id(session, ws)
             if query.view == "pipeline":
-                columns = await pipeline_columns(session, ws, query, viewer.user_id)
+                columns = await pipeline_columns(session, ws, query, viewer.user_id, counts=counts)
                 rows = None
             else:
                 rows = await board_rows(session, ws, query, viewer.user_id)
@@ -79,7 +83,7 @@ class BoardController(Controller):
             members=members,
             stats=await cache.stats(ws, viewer.workspace.timezone),
             feed=None if fragment else await feed_for(db, viewer.workspace),
-            facets=await cache.facets(ws),
+            facets=facets,
             oob=False,
             last_event_id=last_event_id,
             webhook_url=f"{settings.public_url}/webhooks/kapso",
@@ -185,15 +189,20 @@ class LeadController(Controller):
         db: NamedDependency[Database],
         broker: NamedDependency[Broker],
         viewer: NamedDependency[Viewer],
+        cache: NamedDependency[BoardCache],
     ) -> Response[Any]:
         new = (data.get("status") or "").strip()
-        return await self._act(
+        response = await self._act(
             request,
             lead_id,
             db,
             broker,
             lambda s: actions.change_status(s, viewer.workspace_id, lead_id, new, viewer.user.name),
         )
+        # The pipeline's column counts come from the facet cache: the person who moved a card
+        # sees the counts move with it (other changes show within the cache's 30 s).
+        cache.forget(viewer.workspace_id)
+        return response
 
     @post("/{lead_id:int}/claim")
     async def claim(
