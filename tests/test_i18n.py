@@ -68,3 +68,25 @@ async def test_board_follows_browser_and_switch(
     page = await client.get("/", headers={"Accept-Language": "id-ID"})
     assert '<html lang="en">' in page.text and "Needs reply" in page.text
     assert (await client.get("/lang/xx")).status_code == 404
+
+
+def test_template_gettext_is_jinjas_newstyle_gettext() -> None:
+    """`_` in templates is cached per language but answers exactly what Jinja's own newstyle
+    gettext does: translation trusted, variables escaped, `%%` a percent sign."""
+    from jinja2 import Environment
+
+    from app.i18n import gettext_, ngettext_
+
+    ours = create_environment()
+    jinjas = Environment(autoescape=True, extensions=["jinja2.ext.i18n"])
+    jinjas.install_gettext_callables(gettext_, ngettext_, newstyle=True)  # type: ignore[attr-defined]
+    source = (
+        "{{ _('needs reply') }}|{{ _('All %(n)s in this column', n='<b>5</b>') }}|"
+        "{{ _(status) }}|{{ _('100%% sure') }}|{{ _('no such message <i>') }}"
+    )
+    for code in ("en", "id", "en"):
+        with language(code):
+            expected = jinjas.from_string(source).render(status="qualified")
+            assert ours.from_string(source).render(status="qualified") == expected
+    with language("id"):
+        assert ours.from_string("{{ _('needs reply') }}").render() == "perlu dibalas"
