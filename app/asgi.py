@@ -30,14 +30,14 @@ from app.broker import Broker, create_broker
 from app.db import Database
 from app.i18n import language_middleware
 from app.i18n_controllers import switch_language
-from app.ingest.controllers import WebhookController
+from app.ingest.controllers import webhook_endpoints
 from app.ingest.services import IngestService, WorkspaceDirectory
 from app.leads.cache import BoardCache
 from app.leads.controllers import BoardController, LeadController
 from app.live import LiveRenderer
 from app.reconcile.controllers import SyncApiController, SyncController
 from app.reconcile.scheduler import InProcessScheduler
-from app.sarah.controllers import SarahController
+from app.sarah.controllers import sarah_endpoints
 from app.sarah.services import SarahService
 from app.security import (
     LoginThrottle,
@@ -141,8 +141,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SettingsController,
             switch_language,
             events_stream,
-            WebhookController,
-            SarahController,
+            *webhook_endpoints(ingest, directory, settings.max_body_bytes),
+            *sarah_endpoints(sarah, keys, settings.max_body_bytes),
             ApiController,
             SyncController,
             SyncApiController,

@@ -12,8 +12,9 @@ from litestar.exceptions import NotAuthorizedException, NotFoundException, Permi
 from litestar.response import Redirect
 
 from app.accounts.models import User
-from app.accounts.services import WorkspaceAccess, workspaces_of
-from app.auth import KeyDirectory
+from app.accounts.services import WorkspaceAccess
+from app.accounts.viewers import viewer_cache
+from app.auth import KeyDirectory, bearer_key
 from app.db import Database
 from app.workspaces.models import Workspace
 
@@ -66,14 +67,20 @@ async def provide_viewer(request: Request, db: Database) -> Viewer:
     `?ws=<slug>` switches workspace; a workspace the user does not belong to is a 404, the same
     answer as one that does not exist.
     """
-    user = await _user(request, db)
+    uid = request.session.get(SESSION_USER) if request.session else None
+    if not isinstance(uid, int):
+        raise SignInRequired("sign in first")
+    viewers = viewer_cache(db)
+    user, accesses = await viewers.get(db, uid)
+    wanted = request.query_params.get("ws")
+    if user is not None and (
+        not accesses or (wanted and all(a.workspace.slug != wanted for a in accesses))
+    ):
+        user, accesses = await viewers.get(db, uid, fresh=True)  # added since it was cached?
     if user is None or user.id is None:
         raise SignInRequired("sign in first")
-    async with db.session() as session:
-        accesses = await workspaces_of(session, user.id)
     if not accesses:
         raise PermissionDeniedException("your account has no workspace yet; ask an admin")
-    wanted = request.query_params.get("ws")
     current = request.session.get(SESSION_WORKSPACE)
     chosen: WorkspaceAccess | None = None
     if wanted:
@@ -104,12 +111,8 @@ async def provide_api_workspace(request: Request, db: Database, keys: KeyDirecto
     (then unsafe methods must carry the CSRF header)."""
     header = request.headers.get("authorization", "")
     if header:
-        scheme, _, token = header.partition(" ")
-        workspace = (
-            await keys.workspace_for(token.strip(), api_tokens=True)
-            if scheme.lower() == "bearer"
-            else None
-        )
+        key = bearer_key(header)
+        workspace = await keys.workspace_for(key, api_tokens=True) if key else None
         if workspace is None:
             raise NotAuthorizedException("unknown key")
         return workspace

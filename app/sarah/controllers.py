@@ -1,67 +1,61 @@
-"""GET/POST /sarah/state: the contract Sarah's Kapso workflows already call."""
+"""GET/POST /sarah/state: the contract Sarah's Kapso workflows already call.
+
+Plain ASGI endpoints (app/plain.py): the bot calls twice per message, and each call is a small JSON
+body in and out. `Authorization: Bearer <Sarah key>` names the workspace.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, get, post
-from litestar.di import NamedDependency, Provide
-from litestar.params import FromQuery
-from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST
+import msgspec
+from litestar.handlers import ASGIRouteHandler
 
-from app.auth import provide_key_workspace
+from app.auth import KeyDirectory, bearer_key
+from app.plain import PlainRequest, PlainResponse, plain_endpoint
 from app.sarah.services import InvalidSarahBody, SarahService
 from app.workspaces.models import Workspace
 
 
-def _invalid(exc: InvalidSarahBody) -> Response[dict[str, Any]]:
-    return Response(
-        {"success": False, "error": f"invalid body: {exc}", "fields": exc.fields},
-        status_code=HTTP_400_BAD_REQUEST,
+def _invalid(exc: InvalidSarahBody) -> PlainResponse:
+    return PlainResponse.json(
+        {"success": False, "error": f"invalid body: {exc}", "fields": exc.fields}, 400
     )
 
 
-class SarahController(Controller):
-    path = "/sarah"
-    tags = ["sarah"]
-    dependencies = {"workspace": Provide(provide_key_workspace)}
+def _not_json() -> PlainResponse:
+    return PlainResponse.json(
+        {"success": False, "error": "body is not valid JSON", "fields": {"body": "not JSON"}}, 400
+    )
 
-    @get("/state")
-    async def get_state(
-        self,
-        workspace: NamedDependency[Workspace],
-        sarah: NamedDependency[SarahService],
-        contact_phone: FromQuery[str | None] = None,
-    ) -> Response[dict[str, Any]]:
-        """The conversation state, or the default for a new conversation."""
-        assert workspace.id is not None
-        try:
-            return Response(await sarah.get(workspace.id, contact_phone))
-        except InvalidSarahBody as exc:
-            return _invalid(exc)
 
-    @post("/state", status_code=HTTP_200_OK)
-    async def save_state(
-        self,
-        request: Request,
-        workspace: NamedDependency[Workspace],
-        sarah: NamedDependency[SarahService],
-    ) -> Response[dict[str, Any]]:
-        """Upsert the state and sync it onto the lead: {success, sync, syncReason}."""
-        assert workspace.id is not None
+def sarah_endpoints(
+    sarah: SarahService, keys: KeyDirectory, max_body: int
+) -> list[ASGIRouteHandler]:
+    async def workspace_of(request: PlainRequest) -> Workspace | None:
+        key = bearer_key(request.headers.get("authorization"))
+        return await keys.workspace_for(key) if key else None
+
+    @plain_endpoint("/sarah/state", methods=["GET", "POST"], max_body=max_body, name="sarah_state")
+    async def state(request: PlainRequest) -> PlainResponse:
+        """GET: the conversation state, or the default for a new conversation.
+        POST: upsert the state and sync it onto the lead; answers {success, sync, syncReason}."""
+        workspace = await workspace_of(request)
+        if workspace is None or workspace.id is None:
+            return PlainResponse.json({"error": "send Authorization: Bearer <Sarah key>"}, 401)
         try:
-            body = await request.json()
-        except Exception:  # Litestar raises its own decode errors; all mean the same here
-            return Response(
-                {
-                    "success": False,
-                    "error": "body is not valid JSON",
-                    "fields": {"body": "not JSON"},
-                },
-                status_code=HTTP_400_BAD_REQUEST,
-            )
-        try:
+            if request.method == "GET":
+                phone = request.query.get("contact_phone")
+                return PlainResponse.json(await sarah.get(workspace.id, phone))
+            try:
+                body: Any = msgspec.json.decode(request.body)
+            except msgspec.DecodeError:
+                return _not_json()
             result = await sarah.save(workspace.id, body)
         except InvalidSarahBody as exc:
             return _invalid(exc)
-        return Response({"success": True, "sync": result.synced, "syncReason": result.reason})
+        return PlainResponse.json(
+            {"success": True, "sync": result.synced, "syncReason": result.reason}
+        )
+
+    return [state]
