@@ -141,6 +141,20 @@ async def test_another_workspace_is_invisible(
     assert [lead["display_name"] for lead in leads["leads"]] == ["Siti Rahasia"]
 
 
+async def test_a_membership_added_elsewhere_works_at_once(
+    client: Client, db: Database, database_url: str, workspace: Workspace
+) -> None:
+    """The viewer's workspaces are remembered for a few seconds, but a workspace missing from
+    what was remembered is looked up again before it is refused."""
+    other = await two_teams(client, database_url, workspace)
+    assert (await client.get("/")).status_code == 200  # remembered: ours only
+    assert (await client.get(f"/?ws={other.slug}")).status_code == 404
+    await add_user(database_url, other, "ours@example.com")  # `leadboard user create` elsewhere
+    board = await client.get(f"/?ws={other.slug}")
+    assert board.status_code == 200 and "Siti Rahasia" in board.text
+    assert "Budi Santoso" not in board.text
+
+
 async def test_api_post_with_a_session_needs_the_csrf_header(
     client: Client, db: Database, database_url: str, workspace: Workspace
 ) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from app.db import Database
+from app.leads.models import Contact
 from app.workspaces.models import ApiToken, Workspace
 from tests.conftest import add_user, sign_in
 
@@ -56,6 +58,20 @@ async def test_admin_edits_settings(
         "Asia/Makassar",
     )
     assert ws.meta_app_secret == workspace.meta_app_secret  # empty field keeps the secret
+    # Pages take the time zone from the viewer, remembered for a few seconds: saving forgets it.
+    async with db.write() as session:
+        await session.execute(
+            insert(Contact.__table__).values(  # type: ignore[attr-defined]
+                workspace_id=workspace.id,
+                name="Budi",
+                status="new",
+                message_count=0,
+                last_activity_at=datetime(2026, 11, 22, 1, 0, tzinfo=UTC),
+                created_at=datetime(2026, 11, 22, 1, 0, tzinfo=UTC),
+                updated_at=datetime(2026, 11, 22, 1, 0, tzinfo=UTC),
+            )
+        )
+    assert 'title="22 Nov 2026 09:00 WITA"' in (await client.get("/")).text
     bad = await client.post(
         "/settings/", data=form(client, timezone="Mars/Olympus", stale_threshold_minutes="60")
     )

@@ -1,7 +1,8 @@
 """Short-lived per-workspace caches for the aggregates every board view shows.
 
 Counting 100,000 leads costs tens of milliseconds; a team of ten looking at the same workspace
-does not need it recounted for every click. Stats live for two seconds, facet menus for thirty.
+does not need it recounted for every click. Stats live for two seconds, facet menus (and the
+workspace's people) for thirty.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from app.accounts.models import User
+from app.accounts.services import members_of
 from app.db import Database, utcnow
 from app.leads.board import facet_counts
 from app.leads.queries import BoardStats, board_stats
@@ -76,6 +79,15 @@ class BoardCache:
 
         return await self._get(("facets", workspace_id), self._facets_ttl, load)
 
+    async def members(self, workspace_id: int) -> list[User]:
+        """The workspace's people (owner menus); new ones come from the command line."""
+
+        async def load() -> list[User]:
+            async with self._db.session() as session:
+                return await members_of(session, workspace_id)
+
+        return await self._get(("members", workspace_id), self._facets_ttl, load)
+
     def forget(self, workspace_id: int) -> None:
-        for kind in ("stats", "facets"):
+        for kind in ("stats", "facets", "members"):
             self._values.pop((kind, workspace_id), None)

@@ -18,7 +18,6 @@ from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Stream, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
 
-from app.accounts.services import members_of
 from app.accounts.web import Viewer
 from app.broker import Broker
 from app.db import Database
@@ -69,7 +68,7 @@ class BoardController(Controller):
             else:
                 rows = await board_rows(session, ws, query, viewer.user_id)
                 columns = None
-            members = await members_of(session, ws)
+        members = await cache.members(ws)
         fragment = _is_htmx(request) and request.headers.get("hx-target") == "board-view"
         return page(
             "partials/_board_view.html" if fragment else "board.html",
@@ -127,6 +126,7 @@ class LeadController(Controller):
         lead_id: int,
         db: NamedDependency[Database],
         viewer: NamedDependency[Viewer],
+        cache: NamedDependency[BoardCache],
         before: FromQuery[str | None] = None,
     ) -> Template:
         ws = viewer.workspace_id
@@ -136,8 +136,8 @@ class LeadController(Controller):
                 raise NotFoundException("no such lead")  # another workspace's id: the same answer
             details = await _details(session, ws, lead_id)
             items = await timeline(session, ws, lead_id, cursor=before)
-            members = await members_of(session, ws)
             last_event_id = await latest_change_id(session, ws)
+        members = await cache.members(ws)
         target = request.headers.get("hx-target") if _is_htmx(request) else None
         template = {
             "timeline-more": "partials/_timeline_items.html",

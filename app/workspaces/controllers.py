@@ -18,6 +18,7 @@ from litestar.status_codes import HTTP_303_SEE_OTHER
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.services import members_of
+from app.accounts.viewers import viewer_cache
 from app.accounts.web import Viewer
 from app.auth import KeyDirectory
 from app.db import Database
@@ -118,6 +119,7 @@ class SettingsController(Controller):
         except WorkspaceError as exc:
             return await _page(request, db, admin, settings, error=str(exc), status=400)
         directory.forget()
+        viewer_cache(db).forget()  # pages show the workspace's name and time zone from it
         return Redirect("/settings", status_code=HTTP_303_SEE_OTHER)
 
     @post("/rotate-webhook-secret")
