@@ -45,6 +45,7 @@ from app.security import (
     rate_limit_middleware,
     security_headers_middleware,
 )
+from app.sessions import QuietSessionStore
 from app.settings import PROJECT_ROOT, Settings, get_settings
 from app.stream import events_stream
 from app.templating import create_environment
@@ -76,7 +77,9 @@ def _stores(settings: Settings) -> dict[str, Store]:
     if settings.redis_url:
         url, prefix = settings.redis_url, settings.redis_namespace
         return {
-            "sessions": RedisStore.with_client(url=url, namespace=f"{prefix}:sessions"),
+            "sessions": QuietSessionStore(
+                RedisStore.with_client(url=url, namespace=f"{prefix}:sessions")
+            ),
             "throttle": RedisStore.with_client(url=url, namespace=f"{prefix}:throttle"),
         }
     sessions = PROJECT_ROOT / "var" / "sessions"
@@ -84,7 +87,7 @@ def _stores(settings: Settings) -> dict[str, Store]:
     # (DATABASE_URL) has no var/ yet, and every sign-in would fail.
     sessions.mkdir(parents=True, exist_ok=True)
     return {
-        "sessions": FileStore(path=sessions),
+        "sessions": QuietSessionStore(FileStore(path=sessions)),
         "throttle": MemoryStore(),
     }
 
