@@ -46,6 +46,8 @@ def number(_ctx: object, value: int | float | None) -> str:
     return text
 
 
+# Pure, and a board shows the same leads' times on every refresh: remembered per process.
+@lru_cache(maxsize=8192)
 def localtime(moment: datetime | None, tz: str = "Asia/Jakarta") -> str:
     if moment is None:
         return ""
@@ -53,6 +55,7 @@ def localtime(moment: datetime | None, tz: str = "Asia/Jakarta") -> str:
     return local.strftime("%d %b %Y %H:%M ") + (local.tzname() or "")
 
 
+@lru_cache(maxsize=16384)
 def isoformat(moment: datetime | None) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else ""
 
