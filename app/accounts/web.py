@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from litestar import Request, Response
+from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.response import Redirect
 
@@ -61,7 +62,7 @@ async def _user(request: Request, db: Database) -> User | None:
         return await session.get(User, uid)
 
 
-async def provide_viewer(request: Request, db: Database) -> Viewer:
+async def provide_viewer(request: Request, db: NamedDependency[Database]) -> Viewer:
     """Pages and the event stream: a signed-in member of the workspace in view.
 
     `?ws=<slug>` switches workspace; a workspace the user does not belong to is a 404, the same
@@ -94,7 +95,7 @@ async def provide_viewer(request: Request, db: Database) -> Viewer:
     return Viewer(user=user, access=chosen, workspaces=accesses)
 
 
-async def provide_admin(viewer: Viewer) -> Viewer:
+async def provide_admin(viewer: NamedDependency[Viewer]) -> Viewer:
     if not viewer.is_admin:
         raise PermissionDeniedException("only a workspace admin can do that")
     return viewer
@@ -106,7 +107,9 @@ def _csrf_matches(request: Request) -> bool:
     return bool(cookie) and hmac.compare_digest(cookie, header)
 
 
-async def provide_api_workspace(request: Request, db: Database, keys: KeyDirectory) -> Workspace:
+async def provide_api_workspace(
+    request: Request, db: NamedDependency[Database], keys: NamedDependency[KeyDirectory]
+) -> Workspace:
     """The JSON API: a workspace key (`Authorization: Bearer ...`), or a signed-in user's session
     (then unsafe methods must carry the CSRF header)."""
     header = request.headers.get("authorization", "")
