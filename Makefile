@@ -38,9 +38,14 @@ lint: install
 	$(VENV)/bin/ruff format --check app workers tests bench
 	$(VENV)/bin/mypy app workers
 
-bench: install system-deps
+# Every benchmark in turn (about 15 minutes); each prints its figures and the command to rerun it.
+bench: install
+	@./scripts/system-deps.sh --bench
 	$(PY) bench/ingest.py
 	$(PY) bench/live_latency.py
+	$(PY) bench/sarah.py
+	$(PY) bench/board.py
+	$(PY) bench/reconcile.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache test-artifacts
