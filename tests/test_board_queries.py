@@ -232,3 +232,59 @@ def test_relative_times() -> None:
     assert ago(NOW - timedelta(hours=3), NOW) == "3 h ago"
     assert ago(NOW - timedelta(days=2), NOW) == "2 d ago"
     assert ago(NOW - timedelta(days=90), NOW) == "23 Aug 2026"
+
+
+@pytest.mark.parametrize("few", [1, 7, 2000])
+async def test_reading_plans_never_change_the_answer(
+    db: Database, workspace: Workspace, monkeypatch: pytest.MonkeyPatch, few: int
+) -> None:
+    """Whether a filter's index or the sort's index reads the rows (board.FEW decides, from a
+    capped count per filter), every view lists exactly its leads, in order, page by page."""
+    from app.leads import board
+
+    monkeypatch.setattr(board, "FEW", few)
+    async with db.write() as session:
+        me = (
+            await session.execute(
+                insert(User.__table__)
+                .values(email="me@example.com", name="Me", created_at=NOW)  # type: ignore[attr-defined]
+                .returning(User.__table__.c.id)  # type: ignore[attr-defined]
+            )
+        ).scalar_one()
+    await seed(db, workspace.id, 45, owner=me)  # type: ignore[arg-type]
+    by_id = {c.id: c for c in await contacts_of(db, workspace.id)}  # type: ignore[arg-type]
+    key = {
+        "activity": lambda c: (c.last_activity_at, c.id),
+        "score": lambda c: (c.score if c.score is not None else -1, c.id),
+        "newest": lambda c: (c.created_at, c.id),
+    }
+
+    def check(c: Contact, params: dict[str, str]) -> bool:
+        owner = {"me": me, "none": None}.get(params.get("owner", ""), params.get("owner"))
+        return (
+            all(getattr(c, f) == v for f, v in params.items() if f not in ("owner", "stale"))
+            and ("owner" not in params or c.owner_user_id == (owner and int(owner)))
+            and ("stale" not in params or c.stale_flagged_at is not None)
+        )
+
+    views: list[dict[str, str]] = [
+        {"business_type": "Katering"},
+        {"location": "Depok"},
+        {"owner": "me"},
+        {"owner": "none", "status": "new"},
+        {"owner": "12345"},
+        {"temperature": "hot", "location": "Depok"},
+        {"needs_reply": True, "phase": "qualifying"},  # type: ignore[dict-item]
+        {"status": "new", "temperature": "hot", "location": "Depok", "stale": "1"},
+    ]
+    for params in views:
+        for sort in ("activity", "score", "newest"):
+            query = BoardQuery.from_params({**params, "sort": sort, "size": "25"})
+            ids = await walk(db, workspace.id, query, me)  # type: ignore[arg-type]
+            expected = sorted(
+                (i for i, c in by_id.items() if check(c, params)),
+                key=lambda i, sort=sort: key[sort](by_id[i]),  # type: ignore[misc]
+                reverse=True,
+            )
+            assert ids == expected, (params, sort)
+            assert bool(expected) == (params != {"owner": "12345"}), params

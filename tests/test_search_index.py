@@ -15,7 +15,15 @@ from sqlalchemy import delete, insert, select, text, update
 
 from app.db import Database
 from app.leads import board
-from app.leads.board import BoardQuery, Search, board_rows, filters, plan_search, search_term
+from app.leads.board import (
+    BoardQuery,
+    Plan,
+    Search,
+    board_rows,
+    filters,
+    plan_search,
+    search_term,
+)
 from app.leads.models import Contact
 from app.leads.services import search_text_for
 from app.migrate import alembic_config, upgrade
@@ -77,7 +85,8 @@ async def seed_people(db: Database, workspace_id: int, copies: int = 1) -> None:
 async def ids_for(db: Database, workspace_id: int, search: Search | None, q: str) -> set[int]:
     query = BoardQuery(q=q)
     async with db.session() as session:
-        stmt = select(contacts.c.id).where(*filters(query, workspace_id, None, search))
+        plan = Plan(search=search)
+        stmt = select(contacts.c.id).where(*filters(query, workspace_id, None, plan))
         return set((await session.execute(stmt)).scalars())
 
 
@@ -123,7 +132,7 @@ async def test_common_terms_walk_the_sort_index_with_the_same_answer(
     assert workspace.id is not None
     await seed_people(db, workspace.id, copies=3)
     ids = {q: await board_ids(db, workspace.id, q) for q in ("budi", "halal", "zzzz", "628")}
-    monkeypatch.setattr(board, "FTS_FEW", 2)
+    monkeypatch.setattr(board, "FEW", 2)
     for q, expected in ids.items():
         async with db.session() as session:
             plan = await plan_search(session, q)

@@ -8,7 +8,7 @@ import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import urlencode
 
 from sqlalchemy import (
@@ -23,6 +23,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.expression import UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
 from app.leads.models import Contact
 from app.leads.queries import LeadRow, row_select, to_lead_row
@@ -135,7 +137,9 @@ def _sort_columns(sort: str) -> tuple[Any, Any]:
 # speed of a search, never its answer. On PostgreSQL the pg_trgm GIN index serves LIKE itself.
 _fts = table("contacts_fts", column("rowid"))
 FTS_MIN_CHARS = 3  # trigrams: shorter terms match nothing in the index, so they stay LIKE
-FTS_FEW = 2000  # fewer matches than this: fetch them by id and sort them (~1 ms per 500)
+# Fewer matching leads than this: fetch them and sort them (~1 ms per 500). More: walk an index
+# in the sort's order (for the search: keeping the ids the index matched).
+FEW = 2000
 _fts_tables: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 
 
@@ -181,9 +185,9 @@ async def plan_search(session: AsyncSession, q: str) -> Search | None:
     term = search_term(q)
     if len(term) < FTS_MIN_CHARS or "\x00" in term or not await _has_fts(session):
         return Search(term)
-    capped = _fts_ids(term).limit(FTS_FEW).subquery()
+    capped = _fts_ids(term).limit(FEW).subquery()
     found = (await session.execute(select(func.count()).select_from(capped))).scalar_one()
-    return Search(term, "ids" if found < FTS_FEW else "probe")
+    return Search(term, "ids" if found < FEW else "probe")
 
 
 def _search_clause(search: Search) -> ColumnElement[bool]:
@@ -195,37 +199,99 @@ def _search_clause(search: Search) -> ColumnElement[bool]:
     return and_(key.in_(_fts_ids(search.term)), like)
 
 
+# -- reading plan --------------------------------------------------------------------------------
+# SQLite's planner knows how many leads a filter keeps on average (ANALYZE), not for the value
+# asked: "owner = an agent with 3 leads, by score" walked all 100,000 entries of the score index,
+# "business = the most common one, by score" sorted 15,000 rows. A capped count per filter (an
+# index read of at most FEW entries) tells which: a filter that keeps fewer than FEW leads reads
+# them through its own index (then sorts them); otherwise the sort's index is walked and every
+# filter checked on the way (leads / FEW entries per row shown, if the kept ones are spread
+# evenly). PostgreSQL keeps per-value statistics and plans this itself.
+
+
+def _equalities(query: BoardQuery, user_id: int | None) -> dict[str, Any]:
+    """The filters that have an index of their own: column -> value (None: IS NULL)."""
+    out: dict[str, Any] = {}
+    for name in ("status", "temperature", "phase", "business_type", "location"):
+        if getattr(query, name):
+            out[name] = getattr(query, name)
+    if query.owner == "me" and user_id is not None:
+        out["owner_user_id"] = user_id
+    elif query.owner == "none":
+        out["owner_user_id"] = None
+    elif query.owner.isdigit():
+        out["owner_user_id"] = int(query.owner)
+    if query.needs_reply:
+        out["needs_reply"] = True
+    return out
+
+
+def _equal(column: str, value: Any, use_index: bool = True) -> ColumnElement[bool]:
+    col: Any = contacts.c[column]
+    if not use_index:  # `+column`: the same test, but SQLite may not read the column's index
+        col = UnaryExpression(col, operator=custom_op("+"), type_=col.type)
+    if value is None or value is True:
+        return cast(ColumnElement[bool], col.is_(value))
+    return cast(ColumnElement[bool], col == value)
+
+
+def _in_sort_order(column: str, sort: str) -> bool:
+    """Whether the column's index also lists its leads in the sort's order."""
+    return sort == "activity" or (column == "temperature" and sort == "score")
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How to read a view: the search's plan, the filters whose index must not be read, and
+    whether the sort's order comes from an index (else the few rows found are sorted)."""
+
+    search: Search | None = None
+    plain: frozenset[str] = frozenset()
+    sort_from_index: bool = True
+
+
+async def _count_upto(session: AsyncSession, where: list[ColumnElement[bool]], cap: int) -> int:
+    capped = select(literal_column("1")).select_from(contacts).where(*where).limit(cap).subquery()
+    return int((await session.execute(select(func.count()).select_from(capped))).scalar_one())
+
+
+async def plan_view(
+    session: AsyncSession, workspace_id: int, query: BoardQuery, user_id: int | None
+) -> Plan:
+    search = await plan_search(session, query.q)
+    equal = _equalities(query, user_id)
+    if (
+        search is not None
+        or not equal
+        or session.get_bind().dialect.name != "sqlite"
+        or (len(equal) == 1 and _in_sort_order(next(iter(equal)), query.sort))
+    ):
+        return Plan(search)
+    ws = contacts.c.workspace_id == workspace_id
+    kept = {c: await _count_upto(session, [ws, _equal(c, v)], FEW) for c, v in equal.items()}
+    rarest = min(kept, key=kept.__getitem__)
+    if kept[rarest] < FEW:
+        return Plan(search, frozenset(kept) - {rarest}, _in_sort_order(rarest, query.sort))
+    # Every filter keeps many: walk an index in the sort's order (a filter's own, if it has one).
+    return Plan(search, frozenset(c for c in kept if not _in_sort_order(c, query.sort)))
+
+
 def filters(
     query: BoardQuery,
     workspace_id: int,
     user_id: int | None,
-    search: Search | None = None,
+    plan: Plan | None = None,
 ) -> list[ColumnElement[bool]]:
-    """The view's conditions. `search` is plan_search(query.q) (without it: LIKE alone)."""
+    """The view's conditions, as plan_view planned them (without a plan: what SQL would say)."""
+    plan = plan or Plan()
     where: list[ColumnElement[bool]] = [contacts.c.workspace_id == workspace_id]
-    if query.status:
-        where.append(contacts.c.status == query.status)
-    if query.temperature:
-        where.append(contacts.c.temperature == query.temperature)
-    if query.phase:
-        where.append(contacts.c.phase == query.phase)
-    if query.business_type:
-        where.append(contacts.c.business_type == query.business_type)
-    if query.location:
-        where.append(contacts.c.location == query.location)
-    if query.owner == "me" and user_id is not None:
-        where.append(contacts.c.owner_user_id == user_id)
-    elif query.owner == "none":
-        where.append(contacts.c.owner_user_id.is_(None))
-    elif query.owner.isdigit():
-        where.append(contacts.c.owner_user_id == int(query.owner))
-    if query.needs_reply:
-        where.append(contacts.c.needs_reply.is_(True))
+    for name, value in _equalities(query, user_id).items():
+        where.append(_equal(name, value, use_index=name not in plan.plain))
     if query.stale:
         where.append(contacts.c.stale_flagged_at.is_not(None))
         where.append(contacts.c.stale_flagged_at >= contacts.c.last_activity_at)
     if query.q:
-        where.append(_search_clause(search or Search(search_term(query.q))))
+        where.append(_search_clause(plan.search or Search(search_term(query.q))))
     return where
 
 
@@ -280,13 +346,14 @@ async def board_rows(
 ) -> Page:
     """One page in the chosen order; keyset, so a deep page costs what the first costs."""
     key, tiebreak = _sort_columns(query.sort)
-    search = await plan_search(session, query.q)
-    stmt = row_select().where(*filters(query, workspace_id, user_id, search))
+    plan = await plan_view(session, workspace_id, query, user_id)
+    stmt = row_select().where(*filters(query, workspace_id, user_id, plan))
     position = decode_cursor(query.sort, query.cursor)
     if position is not None:
         value, ident = position
         stmt = stmt.where(or_(key < value, and_(key == value, tiebreak < ident)))
-    stmt = stmt.order_by(key.desc(), tiebreak.desc()).limit(query.size + 1)
+    order = key if plan.sort_from_index else UnaryExpression(key, operator=custom_op("+"))
+    stmt = stmt.order_by(order.desc(), tiebreak.desc()).limit(query.size + 1)
     result = list(await session.execute(stmt))
     rows = [to_lead_row(r) for r in result]
     more = len(rows) > query.size
@@ -332,10 +399,10 @@ async def pipeline_columns(
     leads per status when the caller already has them (the unfiltered view's, from the facet
     cache); otherwise each column is counted."""
     columns = []
-    search = await plan_search(session, query.q)
     for status in STATUSES:
         column_query = replace(query, status=status, cursor="", sort="activity")
-        where = filters(column_query, workspace_id, user_id, search)
+        plan = await plan_view(session, workspace_id, column_query, user_id)
+        where = filters(column_query, workspace_id, user_id, plan)
         if counts is not None:
             count = counts.get(status, 0)
         else:
