@@ -23,135 +23,33 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import json
-import math
-import re
-import resource
 import shutil
-import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from _common import (
-    BENCH_DIR,
     WEBHOOK_PATH,
-    Child,
     DeliveryMix,
-    Wire,
     command_line,
-    echo_server,
     install_sigterm_handler,
     leadboard_server,
     median,
     redis_server,
 )
+from _wrk import (
+    Load,
+    WrkResult,
+    add_load_options,
+    measure_baseline,
+    measure_server,
+    require_wrk,
+    write_requests,
+)
 
-LUA = BENCH_DIR / "wrk_replay.lua"
-NON2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
-SOCKET_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
 TARGETS = {"webhooks_per_s": 1000.0}
-
-
-# -- deliveries file -----------------------------------------------------------------------------
-def write_deliveries(path: Path, wires: list[Wire]) -> None:
-    """Records "event \\t key \\t signature \\t length \\n" + body + "\\n" (see wrk_replay.lua)."""
-    with path.open("wb") as out:
-        for w in wires:
-            h = w.headers
-            out.write(
-                f"{w.event}\t{h['X-Idempotency-Key']}\t{h['X-Webhook-Signature']}\t"
-                f"{len(w.body)}\n".encode()
-            )
-            out.write(w.body)
-            out.write(b"\n")
-
-
-# -- wrk -----------------------------------------------------------------------------------------
-@dataclass
-class WrkResult:
-    duration_s: float
-    requests: int
-    sent: int
-    distinct_sent: int
-    non2xx: int
-    socket_errors: int
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    max_ms: float
-    rps: float
-    wrk_cpu_s: float
-    raw: str = field(repr=False)
-
-    @property
-    def accepted(self) -> int:
-        return self.requests - self.non2xx
-
-    @property
-    def errors(self) -> int:
-        return self.non2xx + self.socket_errors
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def run_wrk(
-    base: str, deliveries: Path, *, duration: float, connections: int, threads: int
-) -> WrkResult:
-    argv = [
-        "wrk",
-        f"-t{threads}",
-        f"-c{connections}",
-        f"-d{max(1, round(duration))}s",
-        "--latency",
-        "--timeout",
-        "10s",
-        "-s",
-        str(LUA),
-        base + WEBHOOK_PATH,
-        "--",
-        str(deliveries),
-        WEBHOOK_PATH,
-        str(threads),
-    ]
-    cpu0 = _children_cpu()
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 120)
-    cpu = _children_cpu() - cpu0
-    out = proc.stdout
-    line = next((x for x in out.splitlines() if x.startswith("WRK_JSON ")), None)
-    if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed (rc {proc.returncode}):\n{out}\n{proc.stderr}")
-    data = json.loads(line.removeprefix("WRK_JSON "))
-    m = NON2XX.search(out)
-    non2xx = int(m.group(1)) if m else 0
-    s = SOCKET_ERRORS.search(out)
-    socket_errors = sum(int(g) for g in s.groups()) if s else 0
-    duration_s = data["duration_us"] / 1e6
-    return WrkResult(
-        duration_s=duration_s,
-        requests=data["requests"],
-        sent=data["sent"],
-        distinct_sent=data["distinct_sent"],
-        non2xx=non2xx,
-        socket_errors=socket_errors,
-        p50_ms=data["lat_p50_us"] / 1000,
-        p90_ms=data["lat_p90_us"] / 1000,
-        p99_ms=data["lat_p99_us"] / 1000,
-        max_ms=data["lat_max_us"] / 1000,
-        rps=data["requests"] / duration_s if duration_s else 0.0,
-        wrk_cpu_s=cpu,
-        raw=out,
-    )
-
-
-# -- database ------------------------------------------------------------------------------------
 COUNTS = {
     "inbox": "SELECT count(*) FROM webhook_inbox",
     "processed": "SELECT count(*) FROM webhook_inbox WHERE processed_at IS NOT NULL",
@@ -161,100 +59,6 @@ COUNTS = {
     "contacts": "SELECT count(*) FROM contacts",
     "change_events": "SELECT count(*) FROM change_events",
 }
-
-
-def db_counts(db_path: Path, counts: dict[str, str] = COUNTS) -> dict[str, int]:
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
-    try:
-        return {name: int(conn.execute(sql).fetchone()[0]) for name, sql in counts.items()}
-    finally:
-        conn.close()
-
-
-def settle(
-    db_path: Path, timeout: float = 15.0, counts: dict[str, str] = COUNTS
-) -> dict[str, int]:
-    """Counts once in-flight requests have drained (two equal readings 0.5 s apart)."""
-    deadline = time.monotonic() + timeout
-    last = db_counts(db_path, counts)
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        now = db_counts(db_path, counts)
-        if now == last:
-            return now
-        last = now
-    return last
-
-
-# -- profiling -----------------------------------------------------------------------------------
-@contextlib.contextmanager
-def py_spy(child: Child, out_dir: Path | None, duration: float) -> Iterator[None]:
-    """Optionally sample the server with py-spy (raw collapsed stacks) while the block runs."""
-    if out_dir is None:
-        yield
-        return
-    binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    raw = out_dir / "leadboard.folded"
-    argv = [
-        binary,
-        "record",
-        "--pid",
-        str(child.pid),
-        "--rate",
-        "200",
-        "--format",
-        "raw",
-        "--duration",
-        str(max(1, math.ceil(duration))),
-        "--output",
-        str(raw),
-        "--nonblocking",
-        "--gil",  # only the thread holding the GIL: where the CPU goes, not who waits
-    ]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        yield
-    finally:
-        try:
-            _, err = proc.communicate(timeout=duration + 30)
-        except subprocess.TimeoutExpired:
-            proc.terminate()
-            _, err = proc.communicate(timeout=10)
-        if proc.returncode != 0:
-            print(f"py-spy failed (rc {proc.returncode}): {err.decode(errors='replace')[-500:]}")
-        elif raw.exists():
-            summarize_profile(raw, out_dir / "top.txt")
-
-
-def summarize_profile(folded: Path, out: Path, top: int = 25) -> None:
-    """Top functions by own samples, and app/ functions by inclusive samples (py-spy raw)."""
-    own: collections.Counter[str] = collections.Counter()
-    incl: collections.Counter[str] = collections.Counter()
-    total = 0
-    for line in folded.read_text(errors="replace").splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        n = int(count)
-        total += n
-        frames = [
-            f
-            for f in stack.split(";")
-            if not f.startswith("process ") and not f.startswith("thread ")
-        ]
-        if not frames:
-            continue
-        own[frames[-1]] += n
-        for frame in set(frames):
-            incl[frame] += n
-    lines = [f"py-spy samples: {total} ({folded})", "", "Top by own samples:"]
-    lines += [f"  {100 * n / total:5.1f}%  {f}" for f, n in own.most_common(top)]
-    ours = [(f, n) for f, n in incl.most_common() if "(app/" in f][:top]
-    lines += ["", "Top project functions (app/) by inclusive samples:"]
-    lines += [f"  {100 * n / total:5.1f}%  {f}" for f, n in ours]
-    out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
 
 
 # -- one repeat ----------------------------------------------------------------------------------
@@ -267,92 +71,51 @@ class LeadboardRun:
     messages: int
     contacts: int
     change_events: int
-    server_cpu_s: float
+
+    @property
+    def server_cpu_s(self) -> float:
+        return self.wrk.server_cpu_s
 
     @property
     def processed_per_s(self) -> float:
-        return self.processed / self.wrk.duration_s if self.wrk.duration_s else 0.0
+        return self.wrk.per_s(self.processed)
 
     @property
     def accepted_per_s(self) -> float:
-        return self.wrk.accepted / self.wrk.duration_s if self.wrk.duration_s else 0.0
-
-
-def measure_baseline(args: argparse.Namespace, workdir: Path, main_file: Path) -> WrkResult:
-    with echo_server(workdir) as (base, _child):
-        if args.warmup > 0:
-            run_wrk(
-                base,
-                main_file,
-                duration=args.warmup,
-                connections=args.connections,
-                threads=args.threads,
-            )
-        return run_wrk(
-            base,
-            main_file,
-            duration=args.duration,
-            connections=args.connections,
-            threads=args.threads,
-        )
+        return self.wrk.per_s(self.wrk.accepted)
 
 
 def measure_leadboard(
-    args: argparse.Namespace,
+    load: Load,
     workdir: Path,
-    warm_file: Path,
-    main_file: Path,
+    files: tuple[Path, Path],
     redis_url: str | None,
     profile_dir: Path | None,
 ) -> LeadboardRun:
+    """One fresh `leadboard serve`: warm up on other deliveries, then the measured ones."""
     with leadboard_server(workdir, redis_url) as (base, child, db_path):
-        if args.warmup > 0:
-            run_wrk(
-                base,
-                warm_file,
-                duration=args.warmup,
-                connections=args.connections,
-                threads=args.threads,
-            )
-        before = settle(db_path)
-        cpu0 = child.cpu_seconds()
-        with py_spy(child, profile_dir, args.duration):
-            result = run_wrk(
-                base,
-                main_file,
-                duration=args.duration,
-                connections=args.connections,
-                threads=args.threads,
-            )
-        cpu = child.cpu_seconds() - cpu0
-        after = settle(db_path)
-        delta = {k: after[k] - before[k] for k in after}
+        run = measure_server(base, child, db_path, files, WEBHOOK_PATH, load, COUNTS, profile_dir)
         log_errors = [
             x for x in child.log_tail(4000).splitlines() if "ERROR" in x or "Traceback" in x
         ]
         if log_errors:
             print(f"  server logged {len(log_errors)} error lines; first: {log_errors[0][:200]}")
+        delta = run.delta
         return LeadboardRun(
-            wrk=result,
+            wrk=run.wrk,
             processed=delta["processed"],
             unprocessed=delta["unprocessed"],
             duplicates=delta["duplicates"],
             messages=delta["messages"],
-            contacts=after["contacts"],
+            contacts=run.after["contacts"],
             change_events=delta["change_events"],
-            server_cpu_s=cpu,
         )
 
 
 # -- main ----------------------------------------------------------------------------------------
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--duration", type=float, default=15.0, help="seconds per measured run (15)")
-    p.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
-    p.add_argument("--threads", type=int, default=1, help="wrk threads (1: leave a core)")
-    p.add_argument("--repeat", type=int, default=3, help="repeats; medians are reported (3)")
-    p.add_argument("--redis", action="store_true", help="private redis-server + REDIS_URL")
-    p.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds, not counted (3)")
+    add_load_options(p)
     p.add_argument(
         "--deliveries",
         type=int,
@@ -385,8 +148,7 @@ def _fmt(x: float, digits: int = 0) -> str:
 def main() -> int:
     args = parse_args()
     install_sigterm_handler()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    require_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="leadboard-bench-ingest-"))
     try:
         return _run(args, workdir)
@@ -412,19 +174,20 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     mix_counts = collections.Counter(w.event.rsplit(".", 1)[-1] for w in wires)
     mean_body = sum(len(w.body) for w in wires) / len(wires)
     warm_file, main_file = workdir / "warmup.deliveries", workdir / "measured.deliveries"
-    write_deliveries(warm_file, warm)
-    write_deliveries(main_file, wires)
+    write_requests(warm_file, ((w.headers, w.body) for w in warm))
+    write_requests(main_file, ((w.headers, w.body) for w in wires))
     del warm, wires
     mix_text = ", ".join(f"{k} {100 * v / args.deliveries:.0f}%" for k, v in mix_counts.items())
     print(f"  mix: {mix_text}; mean body {mean_body:,.0f} B", flush=True)
 
+    load = Load.from_args(args)
     baselines: list[WrkResult] = []
     runs: list[LeadboardRun] = []
     with contextlib.ExitStack() as stack:
         redis_url = stack.enter_context(redis_server(workdir)) if args.redis else None
         for i in range(args.repeat):
             print(f"\nrun {i + 1}/{args.repeat}: baseline ...", flush=True)
-            b = measure_baseline(args, workdir, main_file)
+            b = measure_baseline(workdir, main_file, WEBHOOK_PATH, load)
             baselines.append(b)
             print(
                 f"  baseline  {b.rps:9,.0f} req/s  p50 {b.p50_ms:7.2f} ms  p99 "
@@ -433,7 +196,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
             )
             print(f"run {i + 1}/{args.repeat}: leadboard ...", flush=True)
             profile_dir = args.profile if i == 0 else None
-            r = measure_leadboard(args, workdir, warm_file, main_file, redis_url, profile_dir)
+            r = measure_leadboard(load, workdir, (warm_file, main_file), redis_url, profile_dir)
             runs.append(r)
             w = r.wrk
             print(

@@ -10,7 +10,7 @@ Part 1, throughput (like bench/ingest.py). Each repeat measures, back to back:
       or a private redis-server with --redis). Before the run, half of the --leads leads are
       created by signed Kapso webhooks, so the Sarah posts exercise both paths: "create" (the
       lead's first appearance) and "update".
-Load: wrk (one thread) with bench/wrk_sarah.lua, cycling through pre-generated posts with
+Load: wrk (one thread) with bench/wrk_replay.lua, cycling through pre-generated posts with
 `Authorization: Bearer <Sarah key>`. Each lead's conversation walks Sarah's flow
 (greeting -> collect_name -> qualifying -> validate_pain_points -> scoring -> handoff ->
 completed; many stop early) with rising scores, temperatures following the score, and
@@ -41,29 +41,35 @@ import json
 import random
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 from _common import (
-    BENCH_DIR,
     WEBHOOK_PATH,
     DeliveryMix,
     command_line,
-    echo_server,
     install_sigterm_handler,
     leadboard_server,
     median,
     percentile,
     redis_server,
 )
-from ingest import _children_cpu, db_counts, py_spy, settle
+from _db import db_counts
+from _wrk import (
+    Load,
+    WrkResult,
+    add_load_options,
+    measure_baseline,
+    measure_server,
+    require_wrk,
+    write_requests,
+)
 from live_latency import CHROMIUM, CHROMIUM_ARGS, DEMO_EMAIL, DEMO_PASSWORD, sign_in_if_asked
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, async_playwright
@@ -72,8 +78,8 @@ from app.ingest.samples import SampleLead
 from app.phones import normalize_phone, normalize_wa_id
 from app.workspaces.services import DEMO_SARAH_KEY
 
-LUA = BENCH_DIR / "wrk_sarah.lua"
 SARAH_PATH = "/sarah/state"
+SARAH_HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {DEMO_SARAH_KEY}"}
 ECHO_PATH = "/webhooks/kapso"  # the only POST route bench/_echo_app.py has; it ignores headers
 TARGETS = {"posts_per_s": 1000.0, "p50_ms": 50.0, "p99_ms": 200.0}
 
@@ -243,100 +249,8 @@ def interleave(leads: list[SampleLead], seed: int) -> list[bytes]:
 
 
 def write_posts(path: Path, bodies: list[bytes]) -> None:
-    """Records "label \\t length \\n" + body + "\\n" (see wrk_sarah.lua)."""
-    with path.open("wb") as out:
-        for n, body in enumerate(bodies):
-            out.write(f"p{n}\t{len(body)}\n".encode())
-            out.write(body)
-            out.write(b"\n")
-
-
-# -- wrk -----------------------------------------------------------------------------------------
-@dataclass
-class WrkResult:
-    duration_s: float
-    requests: int
-    sent: int
-    distinct_sent: int
-    ok_sync: int
-    ok_nosync: int
-    ok_other: int
-    too_many: int
-    other_status: int
-    non2xx: int
-    socket_errors: int
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    max_ms: float
-    wrk_cpu_s: float
-    raw: str = field(repr=False)
-    server_cpu_s: float = float("nan")  # set by the caller: the server's CPU during the run
-
-    @property
-    def cpu_ms_per_request(self) -> float:
-        return 1000 * self.server_cpu_s / self.requests if self.requests else float("nan")
-
-    @property
-    def rps(self) -> float:
-        return self.requests / self.duration_s if self.duration_s else 0.0
-
-    @property
-    def synced_per_s(self) -> float:
-        return self.ok_sync / self.duration_s if self.duration_s else 0.0
-
-    @property
-    def errors(self) -> int:
-        return self.non2xx + self.socket_errors
-
-
-def run_wrk(
-    base: str, posts: Path, path: str, *, duration: float, connections: int, threads: int
-) -> WrkResult:
-    argv = [
-        "wrk",
-        f"-t{threads}",
-        f"-c{connections}",
-        f"-d{max(1, round(duration))}s",
-        "--latency",
-        "--timeout",
-        "10s",
-        "-s",
-        str(LUA),
-        base + path,
-        "--",
-        str(posts),
-        path,
-        str(threads),
-        DEMO_SARAH_KEY,
-    ]
-    cpu0 = _children_cpu()
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 120)
-    cpu = _children_cpu() - cpu0
-    out = proc.stdout
-    line = next((x for x in out.splitlines() if x.startswith("WRK_JSON ")), None)
-    if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed (rc {proc.returncode}):\n{out}\n{proc.stderr}")
-    d = json.loads(line.removeprefix("WRK_JSON "))
-    return WrkResult(
-        duration_s=d["duration_us"] / 1e6,
-        requests=d["requests"],
-        sent=d["sent"],
-        distinct_sent=d["distinct_sent"],
-        ok_sync=d["ok_sync"],
-        ok_nosync=d["ok_nosync"],
-        ok_other=d["ok_other"],
-        too_many=d["too_many"],
-        other_status=d["other_status"],
-        non2xx=d["err_status"],
-        socket_errors=d["err_connect"] + d["err_read"] + d["err_write"] + d["err_timeout"],
-        p50_ms=d["lat_p50_us"] / 1000,
-        p90_ms=d["lat_p90_us"] / 1000,
-        p99_ms=d["lat_p99_us"] / 1000,
-        max_ms=d["lat_max_us"] / 1000,
-        wrk_cpu_s=cpu,
-        raw=out,
-    )
+    """The posts as wrk_replay.lua replays them, each with the workspace's Sarah key."""
+    write_requests(path, ((SARAH_HEADERS, body) for body in bodies))
 
 
 # -- database ------------------------------------------------------------------------------------
@@ -407,86 +321,42 @@ class SarahRun:
     delta: dict[str, int]
     after: dict[str, int]
     precreated: int
-    server_cpu_s: float
     log_errors: list[str]
 
     @property
+    def server_cpu_s(self) -> float:
+        return self.wrk.server_cpu_s
+
+    @property
     def synced_per_s(self) -> float:
-        return self.wrk.synced_per_s
-
-
-def measure_baseline(args: argparse.Namespace, workdir: Path, main_file: Path) -> WrkResult:
-    with echo_server(workdir) as (base, child):
-        if args.warmup > 0:
-            run_wrk(
-                base,
-                main_file,
-                ECHO_PATH,
-                duration=args.warmup,
-                connections=args.connections,
-                threads=args.threads,
-            )
-        cpu0 = child.cpu_seconds()
-        result = run_wrk(
-            base,
-            main_file,
-            ECHO_PATH,
-            duration=args.duration,
-            connections=args.connections,
-            threads=args.threads,
-        )
-        result.server_cpu_s = child.cpu_seconds() - cpu0
-        return result
+        return self.wrk.per_s(self.wrk.answers["ok_sync"])
 
 
 def measure_sarah(
-    args: argparse.Namespace,
+    load: Load,
     workdir: Path,
-    warm_file: Path,
-    main_file: Path,
+    files: tuple[Path, Path],
     precreate: list[SampleLead],
+    seed: int,
     redis_url: str | None,
     profile_dir: Path | None,
 ) -> SarahRun:
+    """One fresh `leadboard serve`: half the leads created by webhook, warm-up, measured run."""
     with leadboard_server(workdir, redis_url) as (base, child, db_path):
         base_contacts = db_counts(db_path, COUNTS)["contacts"]
-        asyncio.run(create_by_webhook(base, precreate, args.seed))
+        asyncio.run(create_by_webhook(base, precreate, seed))
         precreated = wait_contacts(db_path, base_contacts + len(precreate)) - base_contacts
-        if args.warmup > 0:
-            run_wrk(
-                base,
-                warm_file,
-                SARAH_PATH,
-                duration=args.warmup,
-                connections=args.connections,
-                threads=args.threads,
-            )
-        before = settle(db_path, counts=COUNTS)
-        cpu0 = child.cpu_seconds()
-        with py_spy(child, profile_dir, args.duration):
-            result = run_wrk(
-                base,
-                main_file,
-                SARAH_PATH,
-                duration=args.duration,
-                connections=args.connections,
-                threads=args.threads,
-            )
-        cpu = child.cpu_seconds() - cpu0
-        result.server_cpu_s = cpu
-        after = settle(db_path, counts=COUNTS)
-        delta = {k: after[k] - before[k] for k in after}
+        run = measure_server(base, child, db_path, files, SARAH_PATH, load, COUNTS, profile_dir)
         log_errors = [
             x
             for x in child.log_tail(20000).splitlines()
             if "ERROR" in x or "Traceback" in x or "WARNING" in x
         ]
         return SarahRun(
-            wrk=result,
-            delta=delta,
-            after=after,
+            wrk=run.wrk,
+            delta=run.delta,
+            after=run.after,
             precreated=precreated,
-            server_cpu_s=cpu,
             log_errors=log_errors,
         )
 
@@ -527,13 +397,14 @@ def run_throughput(args: argparse.Namespace, workdir: Path) -> ThroughputSummary
     )
     del warm
 
+    load = Load.from_args(args, sort_answers=True)
     baselines: list[WrkResult] = []
     runs: list[SarahRun] = []
     with contextlib.ExitStack() as stack:
         redis_url = stack.enter_context(redis_server(workdir)) if args.redis else None
         for i in range(args.repeat):
             print(f"\nrun {i + 1}/{args.repeat}: baseline ...", flush=True)
-            b = measure_baseline(args, workdir, main_file)
+            b = measure_baseline(workdir, main_file, ECHO_PATH, load)
             baselines.append(b)
             print(
                 f"  baseline  {b.rps:9,.0f} req/s  p50 {b.p50_ms:7.2f} ms  p99 "
@@ -544,22 +415,22 @@ def run_throughput(args: argparse.Namespace, workdir: Path) -> ThroughputSummary
             print(f"run {i + 1}/{args.repeat}: leadboard /sarah/state ...", flush=True)
             profile_dir = args.profile if i == 0 else None
             r = measure_sarah(
-                args, workdir, warm_file, main_file, precreate, redis_url, profile_dir
+                load, workdir, (warm_file, main_file), precreate, args.seed, redis_url, profile_dir
             )
             runs.append(r)
-            w, d = r.wrk, r.delta
+            w, d, n = r.wrk, r.delta, r.wrk.answers
             print(
-                f"  sarah     {w.synced_per_s:9,.0f} synced/s ({w.rps:,.0f} answered/s)  p50 "
+                f"  sarah     {r.synced_per_s:9,.0f} synced/s ({w.rps:,.0f} answered/s)  p50 "
                 f"{w.p50_ms:7.2f} ms  p99 {w.p99_ms:7.2f} ms  errors {w.errors} (non-2xx "
-                f"{w.non2xx}: 429 {w.too_many}, other {w.other_status}; socket "
+                f"{w.non2xx}: 429 {n['too_many']}, other {n['other_status']}; socket "
                 f"{w.socket_errors})  server CPU {100 * r.server_cpu_s / w.duration_s:.0f}% "
                 f"({w.cpu_ms_per_request:.2f} ms/req)  wrk CPU "
                 f"{100 * w.wrk_cpu_s / w.duration_s:.0f}%",
                 flush=True,
             )
             print(
-                f"            answers: 200 sync:true {w.ok_sync:,}, 200 sync:false "
-                f"{w.ok_nosync:,}, other 2xx {w.ok_other:,}; sent {w.sent:,} (distinct "
+                f"            answers: 200 sync:true {n['ok_sync']:,}, 200 sync:false "
+                f"{n['ok_nosync']:,}, other 2xx {n['ok_other']:,}; sent {w.sent:,} (distinct "
                 f"{w.distinct_sent:,})",
                 flush=True,
             )
@@ -591,6 +462,9 @@ def run_throughput(args: argparse.Namespace, workdir: Path) -> ThroughputSummary
     def per(key: str) -> list[int]:
         return [r.delta[key] for r in runs]
 
+    def answers(key: str) -> list[int]:
+        return [r.wrk.answers[key] for r in runs]
+
     lines = [
         "Part 1: throughput, POST /sarah/state (Bearer Sarah key), sustained",
         f"setup:       {args.repeat} x {args.duration:g} s per server (+{args.warmup:g} s warm-up "
@@ -607,10 +481,9 @@ def run_throughput(args: argparse.Namespace, workdir: Path) -> ThroughputSummary
         f"{_fmt(median([r.wrk.p99_ms for r in runs]), 2)} ms",
         f"per run:     baseline {[round(b.rps) for b in baselines]} req/s; sarah synced "
         f"{[round(r.synced_per_s) for r in runs]}/s",
-        f"answers:     sync:true {[r.wrk.ok_sync for r in runs]}, sync:false "
-        f"{[r.wrk.ok_nosync for r in runs]} per run",
+        f"answers:     sync:true {answers('ok_sync')}, sync:false {answers('ok_nosync')} per run",
         f"errors:      {[r.wrk.errors for r in runs]} per run (non-2xx "
-        f"{[r.wrk.non2xx for r in runs]}, of which 429 {[r.wrk.too_many for r in runs]}; "
+        f"{[r.wrk.non2xx for r in runs]}, of which 429 {answers('too_many')}; "
         f"socket {[r.wrk.socket_errors for r in runs]})",
         f"db per run:  +sarah_states {per('sarah_states')}, +lead_changes "
         f"{per('lead_changes')}, +sync_failures {per('sync_failures')}, +change_events "
@@ -920,12 +793,7 @@ def parse_args() -> argparse.Namespace:
         default="all",
         help="which part to run (all)",
     )
-    p.add_argument("--duration", type=float, default=15.0, help="seconds per measured run (15)")
-    p.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
-    p.add_argument("--threads", type=int, default=1, help="wrk threads (1: leave a core)")
-    p.add_argument("--repeat", type=int, default=3, help="repeats; medians are reported (3)")
-    p.add_argument("--redis", action="store_true", help="private redis-server + REDIS_URL")
-    p.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds, not counted (3)")
+    add_load_options(p)
     p.add_argument("--leads", type=int, default=2000, help="leads Sarah writes about (2000)")
     p.add_argument("--warm-leads", type=int, default=300, help="other leads, for the warm-up (300)")
     p.add_argument("--events", type=int, default=300, help="measured live events (300)")
@@ -962,8 +830,8 @@ def _workdir(keep: bool) -> Iterator[Path]:
 def main() -> int:
     args = parse_args()
     install_sigterm_handler()
-    if args.part in ("all", "throughput") and shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    if args.part in ("all", "throughput"):
+        require_wrk()
     if args.part in ("all", "live") and not Path(CHROMIUM).exists():
         raise SystemExit(f"{CHROMIUM} is not installed")
     started = time.monotonic()
