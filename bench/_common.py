@@ -23,6 +23,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -57,6 +58,19 @@ _PR_SET_PDEATHSIG = 1
 def command_line() -> str:
     """The exact command that ran this benchmark, ready to paste."""
     return shlex.join([sys.executable, *sys.argv])
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str, keep: bool) -> Iterator[Path]:
+    """A temp dir for servers' logs and databases, removed afterwards unless `keep` (--keep)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        if keep:
+            print(f"kept {path}")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def free_port() -> int:
@@ -392,3 +406,10 @@ def percentile(values: Sequence[float], pct: float) -> float:
 def median(values: Sequence[float]) -> float:
     clean = [v for v in values if v == v]
     return statistics.median(clean) if clean else float("nan")
+
+
+def fmt(x: float | None, digits: int = 0, *, grouping: bool = True) -> str:
+    """A figure for a summary line: `digits` decimals, thousands separated; "n/a" for none/nan."""
+    if x is None or x != x:
+        return "n/a"
+    return f"{x:,.{digits}f}" if grouping else f"{x:.{digits}f}"
