@@ -21,6 +21,7 @@ from sqlalchemy import (
     select,
     table,
     text,
+    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import UnaryExpression
@@ -397,24 +398,37 @@ async def pipeline_columns(
 ) -> list[PipelineColumn]:
     """The pipeline: one column per status, the most recently active cards first. `counts`: the
     leads per status when the caller already has them (the unfiltered view's, from the facet
-    cache); otherwise each column is counted."""
-    columns = []
+    cache); otherwise each column is counted. The cards of all columns come in one query."""
+    found: dict[str, int] = {}
+    newest_first = []
     for status in STATUSES:
         column_query = replace(query, status=status, cursor="", sort="activity")
         plan = await plan_view(session, workspace_id, column_query, user_id)
         where = filters(column_query, workspace_id, user_id, plan)
         if counts is not None:
-            count = counts.get(status, 0)
+            found[status] = counts.get(status, 0)
         else:
-            count = (
+            found[status] = (
                 await session.execute(select(func.count()).select_from(contacts).where(*where))
             ).scalar_one()
-        stmt = (
+        newest_first.append(
             row_select()
             .where(*where)
             .order_by(contacts.c.last_activity_at.desc(), contacts.c.id.desc())
             .limit(per_column)
+            .subquery()
+            .select()
         )
-        cards = [to_lead_row(r) for r in await session.execute(stmt)]
-        columns.append(PipelineColumn(status=status, count=int(count), cards=cards))
-    return columns
+    cards: dict[str, list[LeadRow]] = {status: [] for status in STATUSES}
+    for r in await session.execute(union_all(*newest_first)):
+        row = to_lead_row(r)
+        cards[row.status].append(row)
+    return [
+        PipelineColumn(
+            status=status,
+            count=int(found[status]),
+            # A union keeps no order: each column's cards are sorted again (25 at most).
+            cards=sorted(cards[status], key=lambda c: (c.last_activity_at, c.id), reverse=True),
+        )
+        for status in STATUSES
+    ]
