@@ -6,6 +6,7 @@ Throughput figures alone do not say where the server's CPU goes; sampling during
 
 from __future__ import annotations
 
+import argparse
 import collections
 import contextlib
 import math
@@ -16,6 +17,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from _common import Child
+
+
+def add_profile_option(p: argparse.ArgumentParser) -> None:
+    """--profile DIR: where py_spy() writes, for the first measured run."""
+    p.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="py-spy the server during the first measured run; write DIR/top.txt",
+    )
 
 
 @contextlib.contextmanager

@@ -10,20 +10,23 @@ figures compare.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
 import shutil
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
-from _common import BENCH_DIR, Child, echo_server
+from _common import BENCH_DIR, Child, echo_server, redis_server
 from _db import settle
 from _profile import py_spy
 
 LUA = BENCH_DIR / "wrk_replay.lua"
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -211,3 +214,45 @@ def measure_server(
     result.server_cpu_s = child.cpu_seconds() - cpu0
     after = settle(db_path, counts)
     return Measured(result, before, after)
+
+
+def back_to_back(
+    workdir: Path,
+    requests: Path,
+    echo_path: str,
+    load: Load,
+    *,
+    repeat: int,
+    redis: bool,
+    label: str,
+    product: Callable[[int, str | None], R],
+    baseline_cpu: bool = False,
+) -> tuple[list[WrkResult], list[R]]:
+    """`repeat` times: the baseline on `requests`, then product(i, redis_url), back to back.
+
+    Both halves of a repeat see the same machine load, so their ratio holds up on a shared
+    machine better than either figure. With `redis`, one private redis-server serves every run.
+    product() measures and prints its own lines; baseline_cpu adds the echo server's CPU use to
+    the baseline's line.
+    """
+    baselines: list[WrkResult] = []
+    runs: list[R] = []
+    with contextlib.ExitStack() as stack:
+        redis_url = stack.enter_context(redis_server(workdir)) if redis else None
+        for i in range(repeat):
+            print(f"\nrun {i + 1}/{repeat}: baseline ...", flush=True)
+            b = measure_baseline(workdir, requests, echo_path, load)
+            baselines.append(b)
+            line = (
+                f"  baseline  {b.rps:9,.0f} req/s  p50 {b.p50_ms:7.2f} ms  p99 "
+                f"{b.p99_ms:7.2f} ms  errors {b.errors}"
+            )
+            if baseline_cpu:
+                line += (
+                    f"  server CPU {100 * b.server_cpu_s / b.duration_s:.0f}% "
+                    f"({b.cpu_ms_per_request:.2f} ms/req)"
+                )
+            print(line, flush=True)
+            print(f"run {i + 1}/{repeat}: {label} ...", flush=True)
+            runs.append(product(i, redis_url))
+    return baselines, runs

@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,16 +31,18 @@ from _common import (
     WEBHOOK_PATH,
     DeliveryMix,
     command_line,
+    fmt,
     install_sigterm_handler,
     leadboard_server,
     median,
-    redis_server,
+    scratch_dir,
 )
+from _profile import add_profile_option
 from _wrk import (
     Load,
     WrkResult,
     add_load_options,
-    measure_baseline,
+    back_to_back,
     measure_server,
     require_wrk,
     write_requests,
@@ -112,6 +111,27 @@ def measure_leadboard(
         )
 
 
+def print_leadboard_run(r: LeadboardRun) -> None:
+    """One repeat's lines: rates, errors, CPU, and what the database shows."""
+    w = r.wrk
+    print(
+        f"  leadboard {r.accepted_per_s:9,.0f} accepted/s  {r.processed_per_s:9,.0f} "
+        f"processed/s  p50 {w.p50_ms:7.2f} ms  p99 {w.p99_ms:7.2f} ms  errors "
+        f"{w.errors} (non-2xx {w.non2xx}, socket {w.socket_errors})  server CPU "
+        f"{100 * r.server_cpu_s / w.duration_s:.0f}%  wrk CPU "
+        f"{100 * w.wrk_cpu_s / w.duration_s:.0f}%",
+        flush=True,
+    )
+    print(
+        f"            sent {w.sent:,} (distinct {w.distinct_sent:,}), answered "
+        f"{w.requests:,}; db: +{r.processed:,} processed inbox rows, "
+        f"+{r.unprocessed:,} unprocessed, +{r.duplicates:,} duplicates, "
+        f"+{r.messages:,} messages, +{r.change_events:,} change events, "
+        f"{r.contacts:,} leads",
+        flush=True,
+    )
+
+
 # -- main ----------------------------------------------------------------------------------------
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -130,33 +150,17 @@ def parse_args() -> argparse.Namespace:
         help="recorded: like tests/fixtures (~1.35 KB); compact: samples.sign()",
     )
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument(
-        "--profile",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="py-spy the server during the first measured run; write DIR/top.txt",
-    )
+    add_profile_option(p)
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, databases)")
     return p.parse_args()
-
-
-def _fmt(x: float, digits: int = 0) -> str:
-    return "n/a" if x != x else f"{x:,.{digits}f}"
 
 
 def main() -> int:
     args = parse_args()
     install_sigterm_handler()
     require_wrk()
-    workdir = Path(tempfile.mkdtemp(prefix="leadboard-bench-ingest-"))
-    try:
+    with scratch_dir("leadboard-bench-ingest-", args.keep) as workdir:
         return _run(args, workdir)
-    finally:
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _run(args: argparse.Namespace, workdir: Path) -> int:
@@ -181,40 +185,23 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     print(f"  mix: {mix_text}; mean body {mean_body:,.0f} B", flush=True)
 
     load = Load.from_args(args)
-    baselines: list[WrkResult] = []
-    runs: list[LeadboardRun] = []
-    with contextlib.ExitStack() as stack:
-        redis_url = stack.enter_context(redis_server(workdir)) if args.redis else None
-        for i in range(args.repeat):
-            print(f"\nrun {i + 1}/{args.repeat}: baseline ...", flush=True)
-            b = measure_baseline(workdir, main_file, WEBHOOK_PATH, load)
-            baselines.append(b)
-            print(
-                f"  baseline  {b.rps:9,.0f} req/s  p50 {b.p50_ms:7.2f} ms  p99 "
-                f"{b.p99_ms:7.2f} ms  errors {b.errors}",
-                flush=True,
-            )
-            print(f"run {i + 1}/{args.repeat}: leadboard ...", flush=True)
-            profile_dir = args.profile if i == 0 else None
-            r = measure_leadboard(load, workdir, (warm_file, main_file), redis_url, profile_dir)
-            runs.append(r)
-            w = r.wrk
-            print(
-                f"  leadboard {r.accepted_per_s:9,.0f} accepted/s  {r.processed_per_s:9,.0f} "
-                f"processed/s  p50 {w.p50_ms:7.2f} ms  p99 {w.p99_ms:7.2f} ms  errors "
-                f"{w.errors} (non-2xx {w.non2xx}, socket {w.socket_errors})  server CPU "
-                f"{100 * r.server_cpu_s / w.duration_s:.0f}%  wrk CPU "
-                f"{100 * w.wrk_cpu_s / w.duration_s:.0f}%",
-                flush=True,
-            )
-            print(
-                f"            sent {w.sent:,} (distinct {w.distinct_sent:,}), answered "
-                f"{w.requests:,}; db: +{r.processed:,} processed inbox rows, "
-                f"+{r.unprocessed:,} unprocessed, +{r.duplicates:,} duplicates, "
-                f"+{r.messages:,} messages, +{r.change_events:,} change events, "
-                f"{r.contacts:,} leads",
-                flush=True,
-            )
+
+    def leadboard(i: int, redis_url: str | None) -> LeadboardRun:
+        profile_dir = args.profile if i == 0 else None
+        r = measure_leadboard(load, workdir, (warm_file, main_file), redis_url, profile_dir)
+        print_leadboard_run(r)
+        return r
+
+    baselines, runs = back_to_back(
+        workdir,
+        main_file,
+        WEBHOOK_PATH,
+        load,
+        repeat=args.repeat,
+        redis=args.redis,
+        label="leadboard",
+        product=leadboard,
+    )
 
     base_rps = median([b.rps for b in baselines])
     acc = median([r.accepted_per_s for r in runs])
@@ -235,14 +222,14 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
         f"{mean_body:,.0f} B): {mix_text}; {args.leads:,} leads"
     )
     print(
-        f"baseline:    {_fmt(base_rps)} req/s (bare Litestar JSON echo), p50 "
-        f"{_fmt(median([b.p50_ms for b in baselines]), 2)} ms, p99 "
-        f"{_fmt(median([b.p99_ms for b in baselines]), 2)} ms"
+        f"baseline:    {fmt(base_rps)} req/s (bare Litestar JSON echo), p50 "
+        f"{fmt(median([b.p50_ms for b in baselines]), 2)} ms, p99 "
+        f"{fmt(median([b.p99_ms for b in baselines]), 2)} ms"
     )
     print(
-        f"leadboard:   {_fmt(acc)} accepted/s, {_fmt(proc)} processed/s, p50 "
-        f"{_fmt(median([r.wrk.p50_ms for r in runs]), 2)} ms, p99 "
-        f"{_fmt(median([r.wrk.p99_ms for r in runs]), 2)} ms"
+        f"leadboard:   {fmt(acc)} accepted/s, {fmt(proc)} processed/s, p50 "
+        f"{fmt(median([r.wrk.p50_ms for r in runs]), 2)} ms, p99 "
+        f"{fmt(median([r.wrk.p99_ms for r in runs]), 2)} ms"
     )
     print(
         f"errors:      {[r.wrk.errors for r in runs]} per run (non-2xx "
@@ -264,7 +251,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     )
     target = TARGETS["webhooks_per_s"]
     print(
-        f"target:      >= {target:,.0f} webhooks/s -> median {_fmt(proc)}/s "
+        f"target:      >= {target:,.0f} webhooks/s -> median {fmt(proc)}/s "
         f"({'met' if proc >= target else 'NOT met'})"
     )
     print(f"elapsed:     {time.monotonic() - started:.0f} s")

@@ -73,6 +73,7 @@ from _common import (
     scratch_dir,
 )
 from _db import db_counts
+from _profile import add_profile_option
 from _sarah_posts import (
     SARAH_HEADERS,
     SARAH_PATH,
@@ -86,7 +87,7 @@ from _wrk import (
     Load,
     WrkResult,
     add_load_options,
-    measure_baseline,
+    back_to_back,
     measure_server,
     require_wrk,
     write_requests,
@@ -212,6 +213,41 @@ def measure_sarah(
         )
 
 
+def print_sarah_run(r: SarahRun) -> None:
+    """One repeat's lines: rates, answers by kind, and what the database shows."""
+    w, d, n = r.wrk, r.delta, r.wrk.answers
+    print(
+        f"  sarah     {r.synced_per_s:9,.0f} synced/s ({w.rps:,.0f} answered/s)  p50 "
+        f"{w.p50_ms:7.2f} ms  p99 {w.p99_ms:7.2f} ms  errors {w.errors} (non-2xx "
+        f"{w.non2xx}: 429 {n['too_many']}, other {n['other_status']}; socket "
+        f"{w.socket_errors})  server CPU {100 * r.server_cpu_s / w.duration_s:.0f}% "
+        f"({w.cpu_ms_per_request:.2f} ms/req)  wrk CPU "
+        f"{100 * w.wrk_cpu_s / w.duration_s:.0f}%",
+        flush=True,
+    )
+    print(
+        f"            answers: 200 sync:true {n['ok_sync']:,}, 200 sync:false "
+        f"{n['ok_nosync']:,}, other 2xx {n['ok_other']:,}; sent {w.sent:,} (distinct "
+        f"{w.distinct_sent:,})",
+        flush=True,
+    )
+    print(
+        f"            db: +{d['sarah_states']:,} sarah_states rows (now "
+        f"{r.after['sarah_states']:,}), +{d['lead_changes']:,} lead_changes, "
+        f"+{d['sync_failures']:,} sync_failures, +{d['change_events']:,} change events, "
+        f"+{d['contacts']:,} leads created by Sarah ({r.precreated:,} pre-created by "
+        f"webhook); state/lead mismatches {r.after['mismatched']}, states without a "
+        f"lead {r.after['orphan_states']}",
+        flush=True,
+    )
+    if r.log_errors:
+        print(
+            f"  server logged {len(r.log_errors)} warning/error lines; first: "
+            f"{r.log_errors[0][:200]}",
+            flush=True,
+        )
+
+
 @dataclass
 class ThroughputSummary:
     lines: list[str]
@@ -245,57 +281,26 @@ def run_throughput(args: argparse.Namespace, workdir: Path) -> ThroughputSummary
     del warm
 
     load = Load.from_args(args, sort_answers=True)
-    baselines: list[WrkResult] = []
-    runs: list[SarahRun] = []
-    with contextlib.ExitStack() as stack:
-        redis_url = stack.enter_context(redis_server(workdir)) if args.redis else None
-        for i in range(args.repeat):
-            print(f"\nrun {i + 1}/{args.repeat}: baseline ...", flush=True)
-            b = measure_baseline(workdir, main_file, ECHO_PATH, load)
-            baselines.append(b)
-            print(
-                f"  baseline  {b.rps:9,.0f} req/s  p50 {b.p50_ms:7.2f} ms  p99 "
-                f"{b.p99_ms:7.2f} ms  errors {b.errors}  server CPU "
-                f"{100 * b.server_cpu_s / b.duration_s:.0f}% ({b.cpu_ms_per_request:.2f} ms/req)",
-                flush=True,
-            )
-            print(f"run {i + 1}/{args.repeat}: leadboard /sarah/state ...", flush=True)
-            profile_dir = args.profile if i == 0 else None
-            r = measure_sarah(
-                load, workdir, (warm_file, main_file), precreate, args.seed, redis_url, profile_dir
-            )
-            runs.append(r)
-            w, d, n = r.wrk, r.delta, r.wrk.answers
-            print(
-                f"  sarah     {r.synced_per_s:9,.0f} synced/s ({w.rps:,.0f} answered/s)  p50 "
-                f"{w.p50_ms:7.2f} ms  p99 {w.p99_ms:7.2f} ms  errors {w.errors} (non-2xx "
-                f"{w.non2xx}: 429 {n['too_many']}, other {n['other_status']}; socket "
-                f"{w.socket_errors})  server CPU {100 * r.server_cpu_s / w.duration_s:.0f}% "
-                f"({w.cpu_ms_per_request:.2f} ms/req)  wrk CPU "
-                f"{100 * w.wrk_cpu_s / w.duration_s:.0f}%",
-                flush=True,
-            )
-            print(
-                f"            answers: 200 sync:true {n['ok_sync']:,}, 200 sync:false "
-                f"{n['ok_nosync']:,}, other 2xx {n['ok_other']:,}; sent {w.sent:,} (distinct "
-                f"{w.distinct_sent:,})",
-                flush=True,
-            )
-            print(
-                f"            db: +{d['sarah_states']:,} sarah_states rows (now "
-                f"{r.after['sarah_states']:,}), +{d['lead_changes']:,} lead_changes, "
-                f"+{d['sync_failures']:,} sync_failures, +{d['change_events']:,} change events, "
-                f"+{d['contacts']:,} leads created by Sarah ({r.precreated:,} pre-created by "
-                f"webhook); state/lead mismatches {r.after['mismatched']}, states without a "
-                f"lead {r.after['orphan_states']}",
-                flush=True,
-            )
-            if r.log_errors:
-                print(
-                    f"  server logged {len(r.log_errors)} warning/error lines; first: "
-                    f"{r.log_errors[0][:200]}",
-                    flush=True,
-                )
+
+    def sarah(i: int, redis_url: str | None) -> SarahRun:
+        profile_dir = args.profile if i == 0 else None
+        r = measure_sarah(
+            load, workdir, (warm_file, main_file), precreate, args.seed, redis_url, profile_dir
+        )
+        print_sarah_run(r)
+        return r
+
+    baselines, runs = back_to_back(
+        workdir,
+        main_file,
+        ECHO_PATH,
+        load,
+        repeat=args.repeat,
+        redis=args.redis,
+        label="leadboard /sarah/state",
+        product=sarah,
+        baseline_cpu=True,
+    )
 
     synced = median([r.synced_per_s for r in runs])
     base_rps = median([b.rps for b in baselines])
@@ -504,13 +509,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--pause", type=float, default=0.0, help="seconds between live events (0)")
     p.add_argument("--seed", type=int, default=11)
     add_sign_in_options(p)
-    p.add_argument(
-        "--profile",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="py-spy the server during the first measured run; write DIR/top.txt",
-    )
+    add_profile_option(p)
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, databases)")
     return p.parse_args()
 
