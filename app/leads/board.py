@@ -243,7 +243,7 @@ def _in_sort_order(column: str, sort: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """How to read a view: the search's plan, the filters whose index must not be read, and
+    """How to read a view: the search's plan, the columns whose index must not be read, and
     whether the sort's order comes from an index (else the few rows found are sorted)."""
 
     search: Search | None = None
@@ -261,6 +261,10 @@ async def plan_view(
 ) -> Plan:
     search = await plan_search(session, query.q)
     equal = _equalities(query, user_id)
+    if search is not None and search.index == "ids":
+        # A rare term: the index's ids drive the query, whatever the statistics say (fresh from
+        # an empty database, they would have SQLite walk the workspace and probe the ids).
+        return Plan(search, frozenset(equal) | {"workspace_id"}, sort_from_index=False)
     if (
         search is not None
         or not equal
@@ -285,7 +289,7 @@ def filters(
 ) -> list[ColumnElement[bool]]:
     """The view's conditions, as plan_view planned them (without a plan: what SQL would say)."""
     plan = plan or Plan()
-    where: list[ColumnElement[bool]] = [contacts.c.workspace_id == workspace_id]
+    where = [_equal("workspace_id", workspace_id, use_index="workspace_id" not in plan.plain)]
     for name, value in _equalities(query, user_id).items():
         where.append(_equal(name, value, use_index=name not in plan.plain))
     if query.stale:
