@@ -10,6 +10,7 @@ import click
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.accounts.passwords import generate_password
 from app.accounts.services import ROLES, AccountError, create_user
@@ -23,6 +24,7 @@ from app.workspaces.services import (
     DEMO_SARAH_KEY,
     DEMO_USER_EMAIL,
     DEMO_USER_PASSWORD,
+    DEMO_WEBHOOK_SECRET,
     NewWorkspace,
     WorkspaceError,
     by_phone_number_id,
@@ -313,7 +315,16 @@ def demo(
     seed: int | None,
 ) -> None:
     """Post a stream of realistic signed Kapso webhooks to a running server."""
-    secret = secret or asyncio.run(_lookup_secret(phone_number_id))
+    if not secret:
+        try:
+            secret = asyncio.run(_lookup_secret(phone_number_id))
+        except SQLAlchemyError as exc:
+            console.print(
+                "[red]Could not read the webhook secret from the local database "
+                f"({_safe_url(get_settings().database_url)}: {type(exc).__name__}).[/] "
+                f"Pass --secret (the demo workspace's is {DEMO_WEBHOOK_SECRET})."
+            )
+            sys.exit(1)
     if not secret:
         console.print(
             f"[red]No workspace with phone_number_id {phone_number_id}; pass --secret.[/]"

@@ -62,7 +62,12 @@ def isoformat(moment: datetime | None) -> str:
 
 @lru_cache(maxsize=4096)
 def _translated(language: str, message: str) -> Markup:
-    return Markup(translations(language).gettext(message)) % {}
+    text = translations(language).gettext(message)
+    if text != message:
+        return Markup(text) % {}  # the catalogue's text is ours: trusted, as Jinja trusts it
+    # No catalogue entry: English, or a value from the database shown through _(value) (a
+    # delivery status a provider sent, say). That is text, never markup.
+    return Markup.escape(message.replace("%%", "%"))
 
 
 def template_gettext(message: str, **variables: object) -> Markup:

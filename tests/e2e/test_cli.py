@@ -1,0 +1,119 @@
+"""The `leadboard` command as a person types it: real processes, a real SQLite file.
+
+`workspace create` prints what Kapso and Sarah need and the printed values work; `demo` posts
+signed traffic to a running server that lands on its board; mistakes get a clear message and a
+non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+from pathlib import Path
+
+from tests.e2e.support import PROJECT_ROOT, LiveServer, leadboard_command
+
+
+def leadboard(db_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{db_path}",
+        "PUBLIC_URL": "https://leads.example.id",
+        "COLUMNS": "200",  # no wrapped lines in rich's output
+        **env,
+    }
+    return subprocess.run(
+        [leadboard_command(), *args],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def printed(output: str, label: str) -> str:
+    found = re.search(rf"{re.escape(label)}\s*(\S+)", output)
+    assert found, f"{label!r} not in:\n{output}"
+    return found.group(1)
+
+
+def test_workspace_create_prints_working_credentials_and_list_rotate_show_them(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "cli.sqlite"
+
+    created = leadboard(
+        db, "workspace", "create", "--name", "Toko Maju", "--kapso-phone-number-id", "5550001"
+    )
+
+    assert created.returncode == 0, created.stderr
+    assert "https://leads.example.id/webhooks/kapso" in created.stdout
+    secret = printed(created.stdout, "Webhook secret:")
+    sarah_key = printed(created.stdout, "Sarah key (shown once; Authorization: Bearer ...):")
+    assert len(secret) >= 20 and len(sarah_key) >= 20
+    with sqlite3.connect(db) as conn:
+        stored = conn.execute(
+            "SELECT webhook_secret, sarah_key_hash FROM workspaces WHERE slug = 'toko-maju'"
+        ).fetchone()
+    assert stored[0] == secret
+    assert sarah_key not in (stored[1] or "")  # the key is kept hashed, never as given
+
+    listed = leadboard(db, "workspace", "list")
+    assert listed.returncode == 0
+    assert "toko-maju" in listed.stdout and "phone_number_id=5550001" in listed.stdout
+
+    rotated = leadboard(db, "workspace", "rotate-key", "--workspace", "toko-maju")
+    assert rotated.returncode == 0
+    assert printed(rotated.stdout, "(shown once):") != sarah_key
+
+
+def test_mistakes_get_a_clear_message_and_exit_1(tmp_path: Path) -> None:
+    db = tmp_path / "cli.sqlite"
+    first = leadboard(db, "workspace", "create", "--name", "A", "--kapso-phone-number-id", "77")
+    assert first.returncode == 0
+
+    again = leadboard(db, "workspace", "create", "--name", "B", "--kapso-phone-number-id", "77")
+    unknown = leadboard(db, "workspace", "rotate-key", "--workspace", "nobody")
+    no_user_ws = leadboard(db, "user", "create", "--email", "a@b.id", "--workspace", "nowhere")
+    no_database = leadboard(
+        tmp_path / "missing" / "none.sqlite", "demo", "--rate", "1", "--duration", "1"
+    )
+
+    for result in (again, unknown, no_user_ws, no_database):
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "Traceback" not in result.stdout + result.stderr
+    assert "phone number id" in again.stdout
+    assert "No workspace with slug 'nobody'" in unknown.stdout
+    assert "no workspace 'nowhere'" in no_user_ws.stdout
+    assert "Pass --secret" in " ".join(no_database.stdout.split())
+
+
+async def test_demo_posts_signed_traffic_that_lands_on_the_board(server: LiveServer) -> None:
+    result = leadboard(
+        server.db_path,
+        "demo",
+        "--url",
+        server.base_url,
+        "--rate",
+        "50",
+        "--duration",
+        "1",
+        "--leads",
+        "5",
+        "--seed",
+        "7",
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Posted 50 deliveries: {'200': 50}" in " ".join(result.stdout.split())
+    with sqlite3.connect(server.db_path) as conn:
+        processed = conn.execute(
+            "SELECT count(*) FROM webhook_inbox WHERE processed_at IS NOT NULL"
+        ).fetchone()[0]
+        leads = conn.execute("SELECT count(*) FROM contacts").fetchone()[0]
+    assert processed == 50
+    assert 1 <= leads <= 5
