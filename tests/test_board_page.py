@@ -47,3 +47,20 @@ async def test_unknown_workspace_is_404(client: AsyncTestClient[Litestar], agent
 async def test_healthz(client: AsyncTestClient[Litestar]) -> None:
     body = (await client.get("/healthz")).json()
     assert body["ok"] is True and body["broker"] == "RedisBroker" and body["broker_healthy"] is True
+
+
+async def test_a_lead_without_a_name_shows_its_phone_once(
+    client: AsyncTestClient[Litestar], agent: str
+) -> None:
+    lead = SampleLead(phone="6285712345678", name="", conversation_id="c-noname")
+    d = sign("whatsapp.message.received", inbound_message(lead, PHONE_NUMBER_ID, "P"), KAPSO_SECRET)
+    assert (
+        await client.post("/webhooks/kapso", content=d.body, headers=d.headers)
+    ).status_code == 200
+
+    board = (await client.get("/")).text
+    lead_page = (await client.get("/leads/1")).text
+
+    for page in (board, lead_page):
+        assert page.count(">+62 857-1234-5678<") == 1  # as the name; no phone line under it
+        assert '<span class="avatar' in page and ">#</span>" in page

@@ -84,8 +84,15 @@ class LeadRow:
         return f"{self.last_activity_at.isoformat()}|{self.id:012d}"
 
     @property
+    def named(self) -> bool:
+        """Known by a name (else the board shows the phone once, as the title)."""
+        return self.display_name != self.phone
+
+    @property
     def initials(self) -> str:
-        parts = [p for p in self.display_name.replace("+", "").split() if p[:1].isalnum()]
+        if not self.named:
+            return "#"
+        parts = [p for p in self.display_name.split() if p[:1].isalnum()]
         return "".join(p[0] for p in parts[:2]).upper() or "?"
 
     @property
