@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import Request, get
 from litestar.datastructures import Cookie
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 from litestar.response import Redirect
 
 from app.i18n import COOKIE, LANGUAGES
@@ -12,7 +13,7 @@ from app.web import back_to
 
 
 @get("/lang/{code:str}", include_in_schema=False)
-async def switch_language(request: Request, code: str) -> Redirect:
+async def switch_language(request: Request, code: FromPath[str]) -> Redirect:
     if code not in LANGUAGES:
         raise NotFoundException(f"no language {code!r}")
     return Redirect(

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromQuery
+from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from app.accounts.services import authenticate
@@ -82,7 +82,7 @@ class AuthController(Controller):
         return Redirect("/login", status_code=303)
 
     @get("/switch/{slug:str}")
-    async def switch(self, request: Request, slug: str) -> Redirect:
+    async def switch(self, request: Request, slug: FromPath[str]) -> Redirect:
         """Kept for links; the board's ?ws= does the check and remembers the choice."""
         request.set_session({**(request.session or {}), SESSION_WORKSPACE: None})
         return Redirect(f"/?ws={slug}")

@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromQuery
+from litestar.params import FromPath, FromQuery
 from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST, HTTP_404_NOT_FOUND
 from sqlalchemy import Connection
 
@@ -62,7 +62,7 @@ class ApiController(Controller):
     async def set_status(
         self,
         request: Request,
-        lead_id: int,
+        lead_id: FromPath[int],
         workspace: NamedDependency[Workspace],
         db: NamedDependency[Database],
         broker: NamedDependency[Broker],

@@ -14,7 +14,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
-from litestar.params import Body, FromQuery
+from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Stream, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
 
@@ -123,7 +123,7 @@ class LeadController(Controller):
     async def show(
         self,
         request: Request,
-        lead_id: int,
+        lead_id: FromPath[int],
         db: NamedDependency[Database],
         viewer: NamedDependency[Viewer],
         cache: NamedDependency[BoardCache],
@@ -160,7 +160,7 @@ class LeadController(Controller):
     async def _act(
         self,
         request: Request,
-        lead_id: int,
+        lead_id: FromPath[int],
         db: Database,
         broker: Broker,
         action: Any,
@@ -184,7 +184,7 @@ class LeadController(Controller):
     async def status(
         self,
         request: Request,
-        lead_id: int,
+        lead_id: FromPath[int],
         data: FormBody,
         db: NamedDependency[Database],
         broker: NamedDependency[Broker],
@@ -208,7 +208,7 @@ class LeadController(Controller):
     async def claim(
         self,
         request: Request,
-        lead_id: int,
+        lead_id: FromPath[int],
         db: NamedDependency[Database],
         broker: NamedDependency[Broker],
         viewer: NamedDependency[Viewer],
@@ -225,7 +225,7 @@ class LeadController(Controller):
     async def assign(
         self,
         request: Request,
-        lead_id: int,
+        lead_id: FromPath[int],
         data: FormBody,
         db: NamedDependency[Database],
         broker: NamedDependency[Broker],
@@ -245,7 +245,7 @@ class LeadController(Controller):
     async def add_note(
         self,
         request: Request,
-        lead_id: int,
+        lead_id: FromPath[int],
         data: FormBody,
         db: NamedDependency[Database],
         broker: NamedDependency[Broker],

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -164,7 +164,7 @@ class SettingsController(Controller):
     @post("/api-tokens/{token_id:int}/revoke")
     async def revoke(
         self,
-        token_id: int,
+        token_id: FromPath[int],
         db: NamedDependency[Database],
         admin: NamedDependency[Viewer],
         keys: NamedDependency[KeyDirectory],
