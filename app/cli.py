@@ -92,6 +92,8 @@ def serve(host: str, port: int, reload: bool, no_migrate: bool) -> None:
         host=host,
         port=port,
         reload=reload,
+        # Templates and catalogues are read once per process: a change restarts it.
+        reload_includes=["*.html", "*.po"] if reload else None,
         timeout_graceful_shutdown=3,
         log_level=settings.log_level.lower(),
         access_log=False,

@@ -102,3 +102,13 @@ def test_a_value_without_a_translation_is_text_not_markup() -> None:
             html = template.render(s=hostile)
             assert "<img" not in html and "&lt;img" in html
             assert "&#34;100% %(x)s" in html
+
+
+def test_status_choices_are_translated_with_the_leads_own_selected() -> None:
+    template = create_environment().from_string("<select>{{ status_options(s) }}</select>")
+    with language("id"):
+        html = template.render(s="qualified")
+    assert '<option value="qualified" selected>Terkualifikasi</option>' in html
+    assert html.count("<option") == 5 and html.count("selected") == 1
+    with language("en"):
+        assert '<option value="new" selected>New</option>' in template.render(s="new")

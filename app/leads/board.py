@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
+from app.leads.changes import LEAD_STATUSES
 from app.leads.models import Contact
 from app.leads.queries import LeadRow, row_select, to_lead_row
 
@@ -34,7 +35,7 @@ contacts = Contact.__table__  # type: ignore[attr-defined]
 
 SORTS = ("activity", "score", "newest")
 PAGE_SIZES = (25, 50, 100)
-STATUSES = ("new", "qualified", "contacted", "converted", "archived")
+STATUSES = LEAD_STATUSES  # the pipeline's columns, in this order
 TEMPERATURES = ("hot", "warm", "lukewarm", "cold")
 
 

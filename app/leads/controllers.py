@@ -23,7 +23,7 @@ from app.broker import Broker
 from app.db import Database
 from app.events import Change, latest_change_id
 from app.leads import actions
-from app.leads.board import STATUSES, BoardQuery, board_rows, pipeline_columns
+from app.leads.board import BoardQuery, board_rows, pipeline_columns
 from app.leads.cache import BoardCache
 from app.leads.changes import StatusError
 from app.leads.export import csv_rows
@@ -78,7 +78,6 @@ class BoardController(Controller):
             query=query,
             page=rows,
             columns=columns,
-            statuses=STATUSES,
             members=members,
             stats=await cache.stats(ws, viewer.workspace.timezone),
             feed=None if fragment else await feed_for(db, viewer.workspace),
@@ -152,7 +151,6 @@ class LeadController(Controller):
             details=details,
             timeline=items,
             members=members,
-            statuses=STATUSES,
             last_event_id=last_event_id,
             error=request.query_params.get("error"),
         )
