@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import itertools
 import queue
-import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -23,7 +22,6 @@ from sqlalchemy import Connection, DateTime, Table, delete, event, select
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -213,27 +211,24 @@ class SqliteWriter:
     def _run_batch(conn: Connection, batch: list[Any]) -> None:
         results: list[tuple[bool, Any]] = []
         try:
-            # Straight on the sqlite3 connection: these run twice per write.
-            raw = conn.connection.dbapi_connection
-            assert raw is not None
-            raw.execute("BEGIN IMMEDIATE")
+            # run_sql: straight on the sqlite3 connection (these run twice per write), errors
+            # as SQLAlchemy raises them, for callers to catch.
+            run_sql(conn, "BEGIN IMMEDIATE")
             for fn, _future, _loop in batch:
-                raw.execute("SAVEPOINT write")
+                run_sql(conn, "SAVEPOINT write")
                 try:
                     value = fn(conn)
                 except Exception as exc:
-                    raw.execute("ROLLBACK TO write")
-                    raw.execute("RELEASE write")
+                    run_sql(conn, "ROLLBACK TO write")
+                    run_sql(conn, "RELEASE write")
                     results.append((False, exc))
                 else:
-                    raw.execute("RELEASE write")
+                    run_sql(conn, "RELEASE write")
                     results.append((True, value))
-            raw.execute("COMMIT")
+            run_sql(conn, "COMMIT")
         except Exception as exc:  # the transaction itself failed: nothing in it was written
             with contextlib.suppress(Exception):
-                conn.connection.dbapi_connection.execute("ROLLBACK")  # type: ignore[union-attr]
-            if isinstance(exc, sqlite3.Error):  # as SQLAlchemy raises it, for callers to catch
-                exc = DBAPIError.instance("COMMIT", (), exc, sqlite3.Error, hide_parameters=True)
+                run_sql(conn, "ROLLBACK")
             results = [(False, exc)] * len(batch)
         for (_fn, future, loop), (ok, value) in zip(batch, results, strict=True):
             loop.call_soon_threadsafe(_settle, future, ok, value)

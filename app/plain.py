@@ -42,7 +42,6 @@ class PlainRequest:
     headers: Mapping[str, str]  # lower-case names; a repeated header keeps its last value
     query_string: bytes
     body: bytes
-    client: str = "unknown"
 
     @property
     def query(self) -> dict[str, str]:
@@ -124,13 +123,11 @@ def plain_endpoint(
             except _Disconnected:
                 return  # nobody is left to answer
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-            client = scope.get("client")
             request = PlainRequest(
                 method=method,
                 headers=headers,
                 query_string=scope.get("query_string", b""),
                 body=body,
-                client=client[0] if client else "unknown",
             )
             await _send(send, await endpoint(request))
 

@@ -51,15 +51,11 @@ class _Plan:
             out.append(process(value) if process is not None else value)
         return tuple(out)
 
-    def rows(self, raw: Iterable[tuple[Any, ...]]) -> list[Any]:
+    def row(self, raw: tuple[Any, ...]) -> Any:
         assert self.row_type is not None
-        make, processors = self.row_type._make, self.result_processors
-        if not any(processors):
-            return [make(r) for r in raw]
-        return [
-            make(p(v) if p is not None else v for p, v in zip(processors, r, strict=True))
-            for r in raw
-        ]
+        return self.row_type._make(
+            p(v) if p is not None else v for p, v in zip(self.result_processors, raw, strict=True)
+        )
 
 
 def _plan(statement: ClauseElement, dialect: Dialect) -> _Plan | None:
@@ -103,7 +99,7 @@ def _plan(statement: ClauseElement, dialect: Dialect) -> _Plan | None:
 
 
 class Prepared:
-    """One Core statement; `rows`, `first` and `run` execute it on a sync Connection."""
+    """One Core statement; `first`, `run` and `run_many` execute it on a sync Connection."""
 
     __slots__ = ("_plans", "statement")
 
@@ -121,40 +117,19 @@ class Prepared:
             plan = self._plans[type(dialect)] = _plan(self.statement, dialect)
             return plan
 
-    def _cursor(self, conn: Connection, plan: _Plan, values: Mapping[str, Any]) -> Any:
-        params = plan.bind(values)
-        cursor = _dbapi(conn).cursor()
-        try:
-            cursor.execute(plan.sql, params)
-        except conn.dialect.loaded_dbapi.Error as exc:
-            cursor.close()
-            raise _wrapped(plan.sql, params, exc, conn) from exc
-        return cursor
-
-    def rows(self, conn: Connection, values: Mapping[str, Any]) -> list[Any]:
-        """All result rows (statements with RETURNING or SELECT)."""
-        plan = self._plan_for(conn)
-        if plan is None:
-            return list(conn.execute(self.statement, values))
-        cursor = self._cursor(conn, plan, values)
-        try:
-            return plan.rows(cursor.fetchall())
-        finally:
-            cursor.close()
-
     def first(self, conn: Connection, values: Mapping[str, Any]) -> Any:
         """The first result row, or None."""
         plan = self._plan_for(conn)
         if plan is None:
             return conn.execute(self.statement, values).first()
-        cursor = self._cursor(conn, plan, values)
+        cursor = _execute(conn, plan.sql, plan.bind(values))
         try:
             raw = cursor.fetchone()
             if raw is None:
                 return None
             if cursor.description is not None:
                 cursor.fetchall()  # RETURNING rows are only final once read to the end
-            return plan.rows((raw,))[0]
+            return plan.row(raw)
         finally:
             cursor.close()
 
@@ -163,7 +138,7 @@ class Prepared:
         plan = self._plan_for(conn)
         if plan is None:
             return int(conn.execute(self.statement, values).rowcount or 0)
-        cursor = self._cursor(conn, plan, values)
+        cursor = _execute(conn, plan.sql, plan.bind(values))
         try:
             return int(cursor.rowcount)
         finally:
@@ -178,35 +153,26 @@ class Prepared:
             conn.execute(self.statement, list(many))
             return
         params = [plan.bind(values) for values in many]
-        cursor = _dbapi(conn).cursor()
-        try:
-            cursor.executemany(plan.sql, params)
-        except conn.dialect.loaded_dbapi.Error as exc:
-            raise _wrapped(plan.sql, params, exc, conn) from exc
-        finally:
-            cursor.close()
+        _execute(conn, plan.sql, params, many=True).close()
 
 
-def _dbapi(conn: Connection) -> Any:
-    return conn.connection.dbapi_connection
-
-
-def _wrapped(sql: str, params: Any, exc: Exception, conn: Connection) -> Exception:
-    """The driver's error as SQLAlchemy raises it (IntegrityError, OperationalError ...)."""
-    return DBAPIError.instance(
-        sql, params, exc, conn.dialect.loaded_dbapi.Error, hide_parameters=True
-    )
+def _execute(conn: Connection, sql: str, params: Any, *, many: bool = False) -> Any:
+    """A cursor that has run `sql` on the DBAPI connection. The driver's errors come out as
+    SQLAlchemy raises them (IntegrityError, OperationalError ...), parameters hidden."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        (cursor.executemany if many else cursor.execute)(sql, params)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        cursor.close()
+        raise DBAPIError.instance(
+            sql, params, exc, conn.dialect.loaded_dbapi.Error, hide_parameters=True
+        ) from exc
+    return cursor
 
 
 def run_sql(conn: Connection, sql: str) -> None:
-    """A parameterless command (SAVEPOINT, RELEASE ...), on SQLite straight on the cursor."""
+    """A parameterless command (BEGIN, SAVEPOINT, COMMIT ...), on SQLite straight on the cursor."""
     if conn.dialect.name != "sqlite":
         conn.exec_driver_sql(sql)
         return
-    cursor = _dbapi(conn).cursor()
-    try:
-        cursor.execute(sql)
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise _wrapped(sql, (), exc, conn) from exc
-    finally:
-        cursor.close()
+    _execute(conn, sql, ()).close()

@@ -131,11 +131,11 @@ async def test_insert_returning_and_select_match_sqlalchemy(run: Runner) -> None
     assert fast._mapping == dict(slow._mapping)
 
 
-async def test_missing_row_is_none_and_rows_lists_all(run: Runner) -> None:
+async def test_missing_row_is_none_and_run_many_runs_each(run: Runner) -> None:
     def work(conn: Connection) -> tuple[Any, list[Any]]:
         INSERT_PLAIN.run_many(conn, [{"name": "a"}, {"name": "b"}, {"name": "c"}])
         missing = BY_NAME.first(conn, {"name": "nobody"})
-        everyone = Prepared(select(things.c.name).order_by(things.c.name)).rows(conn, {})
+        everyone = list(conn.execute(select(things.c.name).order_by(things.c.name)))
         return missing, everyone
 
     missing, everyone = await run(work)
