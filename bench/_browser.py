@@ -22,10 +22,8 @@ from _common import Child, fmt, percentile
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, async_playwright
 
-from app.workspaces import services as workspace_services
+from app.workspaces.services import DEMO_USER_EMAIL, DEMO_USER_PASSWORD
 
-DEMO_EMAIL = str(getattr(workspace_services, "DEMO_USER_EMAIL", "demo@leadboard.local"))
-DEMO_PASSWORD = str(getattr(workspace_services, "DEMO_USER_PASSWORD", "demo-password"))
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless=new",
@@ -296,8 +294,10 @@ def page_lines(final_state: str | None, errors: list[str], width: int) -> list[s
 
 # -- command line --------------------------------------------------------------------------------
 def add_sign_in_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--email", default=DEMO_EMAIL, help=f"sign-in, if asked ({DEMO_EMAIL})")
-    p.add_argument("--password", default=DEMO_PASSWORD, help="sign-in password, if asked")
+    p.add_argument(
+        "--email", default=DEMO_USER_EMAIL, help=f"sign-in, if asked ({DEMO_USER_EMAIL})"
+    )
+    p.add_argument("--password", default=DEMO_USER_PASSWORD, help="sign-in password, if asked")
 
 
 def require_chromium() -> None:
