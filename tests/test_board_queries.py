@@ -79,6 +79,20 @@ async def walk(db: Database, ws: int, query: BoardQuery, user: int | None = None
             query = replace(query, cursor=page.next_cursor)
 
 
+async def add_me(db: Database) -> int:
+    """The viewing user ("owner=me"), without a password: these tests never sign in."""
+    async with db.write() as session:
+        return int(
+            (
+                await session.execute(
+                    insert(User.__table__)
+                    .values(email="me@example.com", name="Me", created_at=NOW)  # type: ignore[attr-defined]
+                    .returning(User.__table__.c.id)  # type: ignore[attr-defined]
+                )
+            ).scalar_one()
+        )
+
+
 async def contacts_of(db: Database, ws: int) -> list[Contact]:
     from sqlalchemy import select
 
@@ -127,14 +141,7 @@ async def test_every_sort_pages_through_every_lead_once_in_order(
 async def test_filters_match_exactly_the_right_leads(
     db: Database, workspace: Workspace, database_url: str, params: dict, check: object
 ) -> None:
-    async with db.write() as session:
-        me = (
-            await session.execute(
-                insert(User.__table__)
-                .values(email="me@example.com", name="Me", created_at=NOW)  # type: ignore[attr-defined]
-                .returning(User.__table__.c.id)  # type: ignore[attr-defined]
-            )
-        ).scalar_one()
+    me = await add_me(db)
     await seed(db, workspace.id, 40, owner=me)  # type: ignore[arg-type]
     other = await add_workspace(database_url, name="Other", phone_number_id="9")
     await seed(db, other.id, 10, owner=me)  # type: ignore[arg-type]
@@ -243,14 +250,7 @@ async def test_reading_plans_never_change_the_answer(
     from app.leads import board
 
     monkeypatch.setattr(board, "FEW", few)
-    async with db.write() as session:
-        me = (
-            await session.execute(
-                insert(User.__table__)
-                .values(email="me@example.com", name="Me", created_at=NOW)  # type: ignore[attr-defined]
-                .returning(User.__table__.c.id)  # type: ignore[attr-defined]
-            )
-        ).scalar_one()
+    me = await add_me(db)
     await seed(db, workspace.id, 45, owner=me)  # type: ignore[arg-type]
     by_id = {c.id: c for c in await contacts_of(db, workspace.id)}  # type: ignore[arg-type]
     key = {
