@@ -116,11 +116,9 @@ async def record_change(
     )
 
 
-async def changes_after(
-    session: AsyncSession, workspace_id: int, after_id: int, limit: int
-) -> list[Change]:
+def changes_after(conn: Connection, workspace_id: int, after_id: int, limit: int) -> list[Change]:
     """The workspace's events newer than after_id, oldest first (for Last-Event-ID replay)."""
-    rows = await session.execute(
+    rows = conn.execute(
         select(_table.c.id, _table.c.kind, _table.c.contact_id)
         .where(_table.c.workspace_id == workspace_id, _table.c.id > after_id)
         .order_by(_table.c.id)
@@ -132,8 +130,8 @@ async def changes_after(
     ]
 
 
-async def latest_change_id(session: AsyncSession, workspace_id: int) -> int:
-    result = await session.execute(
+def latest_change_id(conn: Connection, workspace_id: int) -> int:
+    result = conn.execute(
         select(_table.c.id)
         .where(_table.c.workspace_id == workspace_id)
         .order_by(_table.c.id.desc())
@@ -142,8 +140,8 @@ async def latest_change_id(session: AsyncSession, workspace_id: int) -> int:
     return result.scalar_one_or_none() or 0
 
 
-async def oldest_change_id(session: AsyncSession, workspace_id: int) -> int | None:
-    result = await session.execute(
+def oldest_change_id(conn: Connection, workspace_id: int) -> int | None:
+    result = conn.execute(
         select(_table.c.id)
         .where(_table.c.workspace_id == workspace_id)
         .order_by(_table.c.id)

@@ -17,6 +17,7 @@ from app.events import LEAD_CHANGED, Change
 from app.i18n import language
 from app.leads.cache import BoardCache
 from app.leads.queries import lead_row
+from app.templating import row_html
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +68,12 @@ class LiveRenderer:
     async def _render(self, change: Change, tz: str, lang: str) -> LiveEvent | None:
         if change.kind != LEAD_CHANGED or change.contact_id is None:
             return None
-        async with self._db.session() as session:
-            row = await lead_row(session, change.workspace_id, change.contact_id)
+        ws, contact_id = change.workspace_id, change.contact_id
+        row = await self._db.read(lambda conn: lead_row(conn, ws, contact_id))
         if row is None:
             return None
         stats = await self._board.stats(change.workspace_id, tz)
         with language(lang):
-            html = self._env.get_template("partials/_row.html").render(lead=row, tz=tz)
+            html = str(row_html(self._env, row, tz))  # str: Markup + str would escape the str
             html += self._env.get_template("partials/_stats.html").render(stats=stats, oob=True)
         return LiveEvent(id=change.id, event="lead", data=html)

@@ -76,8 +76,8 @@ class LiveStream:
         # A short retry: after a server restart the browser is back within about a second.
         yield ServerSentEvent(comment="live", retry=1000)
         if self.last_id is None:
-            async with self.db.session() as session:
-                self.last_id = await latest_change_id(session, self.workspace_id)
+            ws = self.workspace_id
+            self.last_id = await self.db.read(lambda conn: latest_change_id(conn, ws))
         else:
             async for event in self._catch_up():
                 yield event
@@ -123,11 +123,10 @@ class LiveStream:
 
     async def _catch_up(self) -> AsyncIterator[ServerSentEvent]:
         assert self.last_id is not None
-        async with self.db.session() as session:
-            oldest = await oldest_change_id(session, self.workspace_id)
-            missed = await changes_after(
-                session, self.workspace_id, self.last_id, self.replay_limit + 1
-            )
+        ws, after, limit = self.workspace_id, self.last_id, self.replay_limit + 1
+        oldest, missed = await self.db.read(
+            lambda conn: (oldest_change_id(conn, ws), changes_after(conn, ws, after, limit))
+        )
         trimmed = oldest is not None and self.last_id > 0 and self.last_id < oldest - 1
         if len(missed) > self.replay_limit or trimmed:
             # Too much to replay one by one: the browser reloads its view, which is cheaper.

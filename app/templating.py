@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
@@ -13,14 +15,19 @@ from markupsafe import Markup
 from app.i18n import LANGUAGE_NAMES, current_language, gettext_, ngettext_, translations
 from app.leads.changes import LEAD_STATUSES
 
+if TYPE_CHECKING:
+    from app.leads.queries import LeadRow
+
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
 
 def ago(moment: datetime | None, now: datetime | None = None) -> str:
-    """A short relative time; the browser keeps it ticking from the element's datetime."""
+    """A short relative time; the browser keeps it ticking from the element's datetime. `now`:
+    the moment to count to (a template without one gets the current time)."""
     if moment is None:
         return ""
-    now = now or datetime.now(UTC)
+    if not isinstance(now, datetime):  # None, or Jinja's Undefined for a context without `now`
+        now = datetime.now(UTC)
     seconds = int((now - moment).total_seconds())
     if seconds < 45:
         return gettext_("just now")
@@ -96,6 +103,50 @@ def status_options(current: str) -> Markup:
     return _status_options(current_language.get(), current)
 
 
+class LeadPartial:
+    """A lead's partial (the board's row, the pipeline's card) rendered once per state of the
+    lead, and served from memory after that, like Rails' cached collections.
+
+    A board is fetched again after every live event, by every open browser, and nearly all of
+    its rows are the same as last time; rendering them is most of what a board request costs.
+    The HTML of a lead's partial follows from the key alone: the lead's values (a frozen
+    LeadRow, compared whole), the time zone, the language, the relative times as of now ("3 min
+    ago"), and any extra values given. The template is rendered with nothing but those in its
+    context, so it cannot depend on anything the key leaves out.
+    """
+
+    def __init__(self, env: Environment, template: str, *, maxsize: int = 4096) -> None:
+        self._env = env
+        self._template = template
+        self._maxsize = maxsize
+        self._html: OrderedDict[tuple[Any, ...], Markup] = OrderedDict()
+
+    def __call__(self, lead: LeadRow, tz: str, now: datetime | None = None, **extra: Any) -> Markup:
+        now = now or datetime.now(UTC)
+        key = (
+            lead,
+            tz,
+            current_language.get(),  # what _() translates to
+            ago(lead.last_activity_at, now),
+            ago(lead.hot_since, now),
+            *extra.items(),
+        )
+        html = self._html.get(key)
+        if html is not None:
+            self._html.move_to_end(key)
+            return html
+        template = self._env.get_template(self._template)
+        html = Markup(template.render(lead=lead, tz=tz, now=now, **extra))
+        if self._maxsize:
+            self._html[key] = html
+            if len(self._html) > self._maxsize:
+                self._html.popitem(last=False)
+        return html
+
+    def __len__(self) -> int:
+        return len(self._html)
+
+
 def create_environment(*, auto_reload: bool = False) -> Environment:
     """auto_reload: look for edited templates on every render (`leadboard serve --reload`); off,
     a page that includes a partial per row does not stat the file for each row."""
@@ -110,8 +161,20 @@ def create_environment(*, auto_reload: bool = False) -> Environment:
     )
     env.install_gettext_callables(gettext_, ngettext_, newstyle=True)  # type: ignore[attr-defined]
     env.globals.update(_=template_gettext, gettext=template_gettext, status_options=status_options)
+    # Edited templates show at once under `serve --reload`: nothing kept there.
+    keep = 0 if auto_reload else 4096
+    env.globals.update(
+        row_html=LeadPartial(env, "partials/_row.html", maxsize=keep),
+        card_html=LeadPartial(env, "partials/_card.html", maxsize=keep),
+    )
     env.filters.update(ago=ago, localtime=localtime, isoformat=isoformat, number=number)
     env.globals.update(
         current_language=lambda: current_language.get(), LANGUAGE_NAMES=LANGUAGE_NAMES
     )
     return env
+
+
+def row_html(env: Environment, lead: LeadRow, tz: str) -> Markup:
+    """The board's row for a lead: what the page shows and what a live event swaps in."""
+    partial: LeadPartial = env.globals["row_html"]  # type: ignore[assignment]
+    return partial(lead, tz)

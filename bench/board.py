@@ -46,7 +46,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -62,7 +62,7 @@ from _common import (
     percentile,
     wait_http,
 )
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.services import create_user
@@ -73,13 +73,13 @@ from app.leads.board import (
     STATUSES,
     TEMPERATURES,
     BoardQuery,
+    Facets,
     board_rows,
     facet_counts,
     pipeline_columns,
 )
 from app.leads.cache import FACET_COLUMNS, today_start
-from app.leads.controllers import _details
-from app.leads.queries import board_stats, lead_row
+from app.leads.queries import board_stats, lead_details, lead_row
 from app.leads.services import preview_of, search_text_for
 from app.leads.timeline import timeline
 from app.migrate import upgrade
@@ -528,7 +528,7 @@ def discover(db_path: Path) -> Seeded:
 
 
 # -- cases -----------------------------------------------------------------------------------------
-Runner = Callable[[AsyncSession], Awaitable[int]]
+Runner = Callable[[Connection], int]
 
 
 @dataclass
@@ -602,24 +602,27 @@ SEARCHES = [
 ]
 
 
-async def first_timeline_cursor(s: Seeded) -> str:
-    """The cursor the lead page's "Older" button carries (end of the first page)."""
+async def first_reads(s: Seeded) -> tuple[str, Facets]:
+    """The cursor the lead page's "Older" button carries (end of the first page), and the
+    workspace's facet counts (what BoardCache holds for the controllers)."""
     db = Database(f"sqlite+aiosqlite:///{s.db_path}")
+    ws = s.workspace_id
     try:
-        async with db.session() as session:
-            page = await timeline(session, s.workspace_id, s.big_lead_id)
+        page = await db.read(lambda conn: timeline(conn, ws, s.big_lead_id))
+        facets = await db.read(lambda conn: {c: facet_counts(conn, ws, c) for c in FACET_COLUMNS})
     finally:
         await db.dispose()
-    return page.next_cursor or ""
+    return page.next_cursor or "", facets
 
 
-def build_cases(s: Seeded, older_cursor: str) -> list[Case]:
+def build_cases(s: Seeded, older_cursor: str, facets: Facets) -> list[Case]:
+    """`facets`: the workspace's facet counts, which the controllers have from BoardCache."""
     ws, me = s.workspace_id, s.admin_id
     cases: list[Case] = []
 
     def board(key: str, query: BoardQuery, group: str = "board") -> None:
-        async def run(session: AsyncSession) -> int:
-            return len((await board_rows(session, ws, query, me)).rows)
+        def run(conn: Connection) -> int:
+            return len(board_rows(conn, ws, query, me, facets).rows)
 
         cases.append(Case(key, group, run, query.url("/"), HX_BOARD))
 
@@ -627,24 +630,20 @@ def build_cases(s: Seeded, older_cursor: str) -> list[Case]:
         for name, params in _board_filters(s):
             board(f"{name} sort={sort}", BoardQuery(sort=sort, **params))
 
-    counts: dict[str, int] = {}  # the status menu's counts, from the facet cache like the page
+    counts = dict(facets["status"])  # the status menu's counts, from the facet cache
 
-    async def pipeline(session: AsyncSession) -> int:
-        if not counts:
-            counts.update(await facet_counts(session, ws, "status"))
-        columns = await pipeline_columns(
-            session, ws, BoardQuery(view="pipeline"), me, counts=counts
-        )
+    def pipeline(conn: Connection) -> int:
+        query = BoardQuery(view="pipeline")
+        columns = pipeline_columns(conn, ws, query, me, counts=counts, facets=facets)
         return sum(len(c.cards) for c in columns)
 
     cases.append(Case("pipeline (5 columns)", "board", pipeline, "/?view=pipeline", HX_BOARD))
 
-    async def board_view(session: AsyncSession) -> int:
-        """What BoardController.board runs for the default view (stats, facets and the
+    def board_view(conn: Connection) -> int:
+        """What BoardController.board reads for the default view (stats, facets and the
         workspace's people are cached)."""
-        await latest_change_id(session, ws)
-        rows = await board_rows(session, ws, BoardQuery(), me)
-        return len(rows.rows)
+        latest_change_id(conn, ws)
+        return len(board_rows(conn, ws, BoardQuery(), me, facets).rows)
 
     cases.append(Case("board full page GET / (its queries)", "board", board_view, "/", {}))
 
@@ -653,23 +652,22 @@ def build_cases(s: Seeded, older_cursor: str) -> list[Case]:
         board(f"search {label}", BoardQuery(q=q), "search")
     board("search budi + status=new", BoardQuery(q="budi", status="new"), "search")
 
-    async def tl_first(session: AsyncSession) -> int:
-        return len((await timeline(session, ws, s.big_lead_id)).items)
+    def tl_first(conn: Connection) -> int:
+        return len(timeline(conn, ws, s.big_lead_id).items)
 
-    async def tl_second(session: AsyncSession) -> int:
-        page = await timeline(session, ws, s.big_lead_id, cursor=older_cursor)
-        return len(page.items)
+    def tl_second(conn: Connection) -> int:
+        return len(timeline(conn, ws, s.big_lead_id, cursor=older_cursor).items)
 
-    async def row(session: AsyncSession) -> int:
-        return int(await lead_row(session, ws, s.big_lead_id) is not None)
+    def row(conn: Connection) -> int:
+        return int(lead_row(conn, ws, s.big_lead_id) is not None)
 
     def contact_page(lead_id: int) -> Runner:
-        async def run(session: AsyncSession) -> int:
-            """Everything LeadController.show queries (the workspace's people are cached)."""
-            await lead_row(session, ws, lead_id)
-            await _details(session, ws, lead_id)
-            items = await timeline(session, ws, lead_id)
-            await latest_change_id(session, ws)
+        def run(conn: Connection) -> int:
+            """Everything LeadController.show reads (the workspace's people are cached)."""
+            lead_row(conn, ws, lead_id)
+            lead_details(conn, ws, lead_id)
+            items = timeline(conn, ws, lead_id)
+            latest_change_id(conn, ws)
             return len(items.items)
 
         return run
@@ -686,17 +684,17 @@ def build_cases(s: Seeded, older_cursor: str) -> list[Case]:
              f"/leads/{s.small_lead_id}", {}),
     ]  # fmt: skip
 
-    async def stats(session: AsyncSession) -> int:
-        await board_stats(session, ws, today_start("Asia/Jakarta"))
+    def stats(conn: Connection) -> int:
+        board_stats(conn, ws, today_start("Asia/Jakarta"))
         return 1
 
     cases.append(Case("board_stats (cached 2 s)", "other", stats))
     for column in FACET_COLUMNS:
 
-        async def facets(session: AsyncSession, column: str = column) -> int:
-            return len(await facet_counts(session, ws, column))
+        def facet(conn: Connection, column: str = column) -> int:
+            return len(facet_counts(conn, ws, column))
 
-        cases.append(Case(f"facet_counts {column} (cached 30 s)", "other", facets))
+        cases.append(Case(f"facet_counts {column} (cached 30 s)", "other", facet))
     return cases
 
 
@@ -707,7 +705,7 @@ class Capture:
     def __init__(self, db: Database) -> None:
         self.on = False
         self.statements: list[tuple[str, Any]] = []
-        event.listen(db.engine.sync_engine, "before_cursor_execute", self._seen)
+        event.listen(db.read_engine, "before_cursor_execute", self._seen)
 
     def _seen(self, _conn: Any, _cur: Any, statement: str, params: Any, *_a: Any) -> None:
         if self.on and not statement.lstrip().upper().startswith(("BEGIN", "PRAGMA")):
@@ -761,19 +759,16 @@ async def measure_inprocess(s: Seeded, cases: list[Case], reps: int, warmup: int
     try:
         for n, case in enumerate(cases, 1):
             with capture.recording() as statements:
-                async with db.session() as session:
-                    case.rows = await case.run(session)
+                case.rows = await db.read(case.run)
             case.plans = explain(s.db_path, statements)
             for _ in range(warmup):
-                async with db.session() as session:
-                    await case.run(session)
+                await db.read(case.run)
             samples, cpu = [], []
             for _ in range(reps):
-                async with db.session() as session:
-                    c0, t0 = time.process_time_ns(), time.perf_counter_ns()
-                    await case.run(session)
-                    samples.append((time.perf_counter_ns() - t0) / 1e6)
-                    cpu.append((time.process_time_ns() - c0) / 1e6)
+                c0, t0 = time.process_time_ns(), time.perf_counter_ns()
+                await db.read(case.run)  # as the controllers read: one hand-off to a reader
+                samples.append((time.perf_counter_ns() - t0) / 1e6)
+                cpu.append((time.process_time_ns() - c0) / 1e6)
             case.inproc, case.inproc_cpu = samples, cpu
             print(
                 f"  [{n:3d}/{len(cases)}] {case.key:<52} p50 {percentile(samples, 50):7.2f} ms"
@@ -1119,7 +1114,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
         flush=True,
     )
 
-    cases = build_cases(seeded, asyncio.run(first_timeline_cursor(seeded)))
+    cases = build_cases(seeded, *asyncio.run(first_reads(seeded)))
     print(f"\nin-process: {len(cases)} cases x {args.reps} reps (+{warmup} warm-up)", flush=True)
     asyncio.run(measure_inprocess(seeded, cases, args.reps, warmup))
     print_inprocess(cases)

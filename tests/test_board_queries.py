@@ -6,20 +6,25 @@ import csv
 import io
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import Connection, event, insert
 
 from app.accounts.models import User
 from app.db import Database
 from app.leads.board import (
     BoardQuery,
+    Facets,
     board_rows,
     decode_cursor,
     facet_counts,
     pipeline_columns,
+    plan_view,
     search_term,
 )
+from app.leads.cache import FACET_COLUMNS
 from app.leads.export import csv_rows
 from app.leads.models import Contact
 from app.leads.queries import board_stats, lead_row
@@ -67,16 +72,22 @@ async def seed(db: Database, workspace_id: int, n: int, *, owner: int | None = N
         await session.execute(insert(Contact.__table__), rows)  # type: ignore[attr-defined]
 
 
-async def walk(db: Database, ws: int, query: BoardQuery, user: int | None = None) -> list[int]:
+async def walk(
+    db: Database,
+    ws: int,
+    query: BoardQuery,
+    user: int | None = None,
+    facets: Facets | None = None,
+) -> list[int]:
     """Every id the query shows, page by page, with no repeats."""
     seen: list[int] = []
-    async with db.session() as session:
-        while True:
-            page = await board_rows(session, ws, query, user)
-            seen.extend(r.id for r in page.rows)
-            if page.next_cursor is None:
-                return seen
-            query = replace(query, cursor=page.next_cursor)
+    read = partial(board_rows, workspace_id=ws, user_id=user, facets=facets)
+    while True:
+        page = await db.read(partial(read, query=query))
+        seen.extend(r.id for r in page.rows)
+        if page.next_cursor is None:
+            return seen
+        query = replace(query, cursor=page.next_cursor)
 
 
 async def add_me(db: Database) -> int:
@@ -188,12 +199,19 @@ async def test_stats_facets_pipeline_and_scoping(
     await seed(db, workspace.id, 20)  # type: ignore[arg-type]
     other = await add_workspace(database_url, name="Other", phone_number_id="9")
     await seed(db, other.id, 5)  # type: ignore[arg-type]
-    async with db.session() as session:
-        stats = await board_stats(session, workspace.id, NOW - timedelta(days=1))  # type: ignore[arg-type]
-        statuses = dict(await facet_counts(session, workspace.id, "status"))  # type: ignore[arg-type]
-        columns = await pipeline_columns(session, workspace.id, BoardQuery(), None)  # type: ignore[arg-type]
-        theirs = (await contacts_of(db, other.id))[0]  # type: ignore[arg-type]
-        assert await lead_row(session, workspace.id, theirs.id) is None  # type: ignore[arg-type]
+    theirs = (await contacts_of(db, other.id))[0]  # type: ignore[arg-type]
+    ws: int = workspace.id  # type: ignore[assignment]
+
+    def read(conn: Connection) -> tuple[Any, ...]:
+        return (
+            board_stats(conn, ws, NOW - timedelta(days=1)),
+            dict(facet_counts(conn, ws, "status")),
+            pipeline_columns(conn, ws, BoardQuery(), None),
+            lead_row(conn, ws, theirs.id),  # type: ignore[arg-type]
+        )
+
+    stats, statuses, columns, their_row = await db.read(read)
+    assert their_row is None
     assert (stats.total, stats.hot, stats.warm, stats.needs_reply) == (20, 4, 4, 7)
     assert statuses == {"new": 4, "qualified": 4, "contacted": 4, "converted": 4, "archived": 4}
     assert [(c.status, c.count, len(c.cards)) for c in columns] == [(s, 4, 4) for s in STATUSES]
@@ -241,17 +259,30 @@ def test_relative_times() -> None:
     assert ago(NOW - timedelta(days=90), NOW) == "23 Aug 2026"
 
 
-@pytest.mark.parametrize("few", [1, 7, 2000])
+@pytest.mark.parametrize(
+    ("few", "facets"),
+    [(1, "counted"), (7, "counted"), (2000, "counted"), (7, "none"), (7, "rare"), (7, "common")],
+)
 async def test_reading_plans_never_change_the_answer(
-    db: Database, workspace: Workspace, monkeypatch: pytest.MonkeyPatch, few: int
+    db: Database, workspace: Workspace, monkeypatch: pytest.MonkeyPatch, few: int, facets: str
 ) -> None:
     """Whether a filter's index or the sort's index reads the rows (board.FEW decides, from a
-    capped count per filter), every view lists exactly its leads, in order, page by page."""
+    capped count per filter, or from the facet menus' counts when given, even wrong ones),
+    every view lists exactly its leads, in order, page by page."""
     from app.leads import board
 
     monkeypatch.setattr(board, "FEW", few)
     me = await add_me(db)
     await seed(db, workspace.id, 45, owner=me)  # type: ignore[arg-type]
+    ws: int = workspace.id  # type: ignore[assignment]
+    counted = await db.read(lambda c: {col: facet_counts(c, ws, col) for col in FACET_COLUMNS})
+    menus: Facets | None = {
+        "none": None,
+        "counted": counted,
+        # Stale counts: every value rare, or every value common. Plans differ; answers don't.
+        "rare": {col: [(v, 1) for v, _n in values] for col, values in counted.items()},
+        "common": {col: [(v, 10**6) for v, _n in values] for col, values in counted.items()},
+    }[facets]
     by_id = {c.id: c for c in await contacts_of(db, workspace.id)}  # type: ignore[arg-type]
     key = {
         "activity": lambda c: (c.last_activity_at, c.id),
@@ -280,7 +311,7 @@ async def test_reading_plans_never_change_the_answer(
     for params in views:
         for sort in ("activity", "score", "newest"):
             query = BoardQuery.from_params({**params, "sort": sort, "size": "25"})
-            ids = await walk(db, workspace.id, query, me)  # type: ignore[arg-type]
+            ids = await walk(db, ws, query, me, menus)
             expected = sorted(
                 (i for i, c in by_id.items() if check(c, params)),
                 key=lambda i, sort=sort: key[sort](by_id[i]),  # type: ignore[misc]
@@ -288,3 +319,33 @@ async def test_reading_plans_never_change_the_answer(
             )
             assert ids == expected, (params, sort)
             assert bool(expected) == (params != {"owner": "12345"}), params
+
+
+async def test_facet_counts_spare_the_plan_its_counting(
+    db: Database, workspace: Workspace, database_url: str
+) -> None:
+    """With the facet menus' counts at hand, planning a filtered view reads nothing."""
+    await seed(db, workspace.id, 30)  # type: ignore[arg-type]
+    ws: int = workspace.id  # type: ignore[assignment]
+    query = BoardQuery(business_type="Katering", sort="score")
+
+    def statements_per_plan(conn: Connection) -> tuple[int, int]:
+        seen: list[str] = []
+
+        def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            seen.append(statement)
+
+        facets = {col: facet_counts(conn, ws, col) for col in FACET_COLUMNS}
+        event.listen(conn, "before_cursor_execute", record)
+        try:
+            plan_view(conn, ws, query, None, facets)
+            with_facets = len(seen)
+            plan_view(conn, ws, query, None)
+            return with_facets, len(seen) - with_facets
+        finally:
+            event.remove(conn, "before_cursor_execute", record)
+
+    with_facets, without = await db.read(statements_per_plan)
+    assert with_facets == 0
+    # SQLite counts the filter's leads to choose an index; PostgreSQL plans by itself.
+    assert without == (1 if database_url.startswith("sqlite") else 0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pytest
@@ -91,8 +92,8 @@ async def ids_for(db: Database, workspace_id: int, search: Search | None, q: str
 
 
 async def board_ids(db: Database, workspace_id: int, q: str) -> set[int]:
-    async with db.session() as session:
-        page = await board_rows(session, workspace_id, BoardQuery(q=q, size=100), None)
+    query = BoardQuery(q=q, size=100)
+    page = await db.read(lambda conn: board_rows(conn, workspace_id, query, None))
     return {r.id for r in page.rows}
 
 
@@ -110,8 +111,7 @@ async def test_search_finds_exactly_what_like_finds(
     await seed_people(db, other.id)  # same text in another workspace: never shown here
     for q in TERMS:
         like = await ids_for(db, workspace.id, Search(search_term(q)), q)
-        async with db.session() as session:
-            plan = await plan_search(session, q)
+        plan = await db.read(partial(plan_search, q=q))
         assert plan is not None
         indexed = len(plan.term) >= board.FTS_MIN_CHARS and is_sqlite(database_url)
         assert bool(plan.index) == indexed, (q, plan)
@@ -134,8 +134,7 @@ async def test_common_terms_walk_the_sort_index_with_the_same_answer(
     ids = {q: await board_ids(db, workspace.id, q) for q in ("budi", "halal", "zzzz", "628")}
     monkeypatch.setattr(board, "FEW", 2)
     for q, expected in ids.items():
-        async with db.session() as session:
-            plan = await plan_search(session, q)
+        plan = await db.read(partial(plan_search, q=q))
         assert plan is not None
         if db.engine.dialect.name == "sqlite" and q != "zzzz":
             assert plan.index == "probe", q
@@ -238,8 +237,7 @@ async def test_migration_backfills_and_goes_down_and_up(
     assert await _search_objects(db) == made
     db2 = Database(database_url)  # a fresh engine: it finds the index
     try:
-        async with db2.session() as session:
-            plan = await plan_search(session, "budi")
+        plan = await db2.read(partial(plan_search, q="budi"))
         assert plan is not None and bool(plan.index) == is_sqlite(database_url)
         assert len(await board_ids(db2, workspace.id, "budi")) == 2
         assert len(await board_ids(db2, workspace.id, "dewi lest")) == 1

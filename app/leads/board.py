@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, cast
@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     and_,
     column,
     func,
@@ -23,7 +24,6 @@ from sqlalchemy import (
     text,
     union_all,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
@@ -160,18 +160,16 @@ def fts_phrase(term: str) -> str:
     return '"' + term.replace('"', '""') + '"'
 
 
-async def _has_fts(session: AsyncSession) -> bool:
+def _has_fts(conn: Connection) -> bool:
     """Whether this SQLite database has the search index (migration 0005 skips it without FTS5)."""
-    bind = session.get_bind()
-    if bind.dialect.name != "sqlite":
+    if conn.dialect.name != "sqlite":
         return False
-    engine = bind.engine
-    known = _fts_tables.get(engine)
+    known = _fts_tables.get(conn.engine)
     if known is None:
-        found = await session.execute(
+        found = conn.execute(
             text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'contacts_fts'")
         )
-        known = _fts_tables[engine] = found.first() is not None
+        known = _fts_tables[conn.engine] = found.first() is not None
     return known
 
 
@@ -180,15 +178,15 @@ def _fts_ids(term: str) -> Any:
     return select(_fts.c.rowid).where(literal_column("contacts_fts").op("MATCH")(fts_phrase(term)))
 
 
-async def plan_search(session: AsyncSession, q: str) -> Search | None:
+def plan_search(conn: Connection, q: str) -> Search | None:
     """How to run the search for `q` on this database (one cheap look at the index)."""
     if not q:
         return None
     term = search_term(q)
-    if len(term) < FTS_MIN_CHARS or "\x00" in term or not await _has_fts(session):
+    if len(term) < FTS_MIN_CHARS or "\x00" in term or not _has_fts(conn):
         return Search(term)
     capped = _fts_ids(term).limit(FEW).subquery()
-    found = (await session.execute(select(func.count()).select_from(capped))).scalar_one()
+    found = conn.execute(select(func.count()).select_from(capped)).scalar_one()
     return Search(term, "ids" if found < FEW else "probe")
 
 
@@ -252,15 +250,37 @@ class Plan:
     sort_from_index: bool = True
 
 
-async def _count_upto(session: AsyncSession, where: list[ColumnElement[bool]], cap: int) -> int:
+def _count_upto(conn: Connection, where: list[ColumnElement[bool]], cap: int) -> int:
     capped = select(literal_column("1")).select_from(contacts).where(*where).limit(cap).subquery()
-    return int((await session.execute(select(func.count()).select_from(capped))).scalar_one())
+    return int(conn.execute(select(func.count()).select_from(capped)).scalar_one())
 
 
-async def plan_view(
-    session: AsyncSession, workspace_id: int, query: BoardQuery, user_id: int | None
+Facets = Mapping[str, Sequence[tuple[str, int]]]  # column -> (value, leads), most common first
+
+
+def _known_count(facets: Facets | None, column: str, value: Any) -> int | None:
+    """At most how many leads have this value, from the facet menus' counts (BoardCache), when
+    that settles the plan: exact for a listed value; for an unlisted one, the least listed
+    count bounds it (the menus list the most common values). A count a little stale only
+    changes which index is read, never the answer."""
+    listed = facets.get(column) if facets is not None else None
+    if listed is None or not isinstance(value, str):
+        return None
+    for listed_value, count in listed:
+        if listed_value == value:
+            return count
+    bound = listed[-1][1] if listed else 0
+    return bound if bound < FEW else None
+
+
+def plan_view(
+    conn: Connection,
+    workspace_id: int,
+    query: BoardQuery,
+    user_id: int | None,
+    facets: Facets | None = None,
 ) -> Plan:
-    search = await plan_search(session, query.q)
+    search = plan_search(conn, query.q)
     equal = _equalities(query, user_id)
     if search is not None and search.index == "ids":
         # A rare term: the index's ids drive the query, whatever the statistics say (fresh from
@@ -269,12 +289,15 @@ async def plan_view(
     if (
         search is not None
         or not equal
-        or session.get_bind().dialect.name != "sqlite"
+        or conn.dialect.name != "sqlite"
         or (len(equal) == 1 and _in_sort_order(next(iter(equal)), query.sort))
     ):
         return Plan(search)
     ws = contacts.c.workspace_id == workspace_id
-    kept = {c: await _count_upto(session, [ws, _equal(c, v)], FEW) for c, v in equal.items()}
+    kept = {}
+    for c, v in equal.items():
+        known = _known_count(facets, c, v)
+        kept[c] = known if known is not None else _count_upto(conn, [ws, _equal(c, v)], FEW)
     rarest = min(kept, key=kept.__getitem__)
     if kept[rarest] < FEW:
         return Plan(search, frozenset(kept) - {rarest}, _in_sort_order(rarest, query.sort))
@@ -347,12 +370,18 @@ class Page:
     query: BoardQuery = field(default_factory=BoardQuery)
 
 
-async def board_rows(
-    session: AsyncSession, workspace_id: int, query: BoardQuery, user_id: int | None
+def board_rows(
+    conn: Connection,
+    workspace_id: int,
+    query: BoardQuery,
+    user_id: int | None,
+    facets: Facets | None = None,
 ) -> Page:
-    """One page in the chosen order; keyset, so a deep page costs what the first costs."""
+    """One page in the chosen order; keyset, so a deep page costs what the first costs.
+    `facets`: the workspace's facet counts when the caller has them (they spare the plan its
+    counting)."""
     key, tiebreak = _sort_columns(query.sort)
-    plan = await plan_view(session, workspace_id, query, user_id)
+    plan = plan_view(conn, workspace_id, query, user_id, facets)
     stmt = row_select().where(*filters(query, workspace_id, user_id, plan))
     position = decode_cursor(query.sort, query.cursor)
     if position is not None:
@@ -360,7 +389,7 @@ async def board_rows(
         stmt = stmt.where(or_(key < value, and_(key == value, tiebreak < ident)))
     order = key if plan.sort_from_index else UnaryExpression(key, operator=custom_op("+"))
     stmt = stmt.order_by(order.desc(), tiebreak.desc()).limit(query.size + 1)
-    result = list(await session.execute(stmt))
+    result = list(conn.execute(stmt))
     rows = [to_lead_row(r) for r in result]
     more = len(rows) > query.size
     rows, result = rows[: query.size], result[: query.size]
@@ -371,12 +400,12 @@ async def board_rows(
     return Page(rows=rows, next_cursor=next_cursor, is_first=position is None, query=query)
 
 
-async def facet_counts(
-    session: AsyncSession, workspace_id: int, column: str, *, limit: int = 30
+def facet_counts(
+    conn: Connection, workspace_id: int, column: str, *, limit: int = 30
 ) -> list[tuple[str, int]]:
     """Values of one column with their lead counts, most common first (for the filter menus)."""
     col = contacts.c[column]
-    rows = await session.execute(
+    rows = conn.execute(
         select(col, func.count())
         .where(contacts.c.workspace_id == workspace_id, col.is_not(None))
         .group_by(col)
@@ -393,28 +422,30 @@ class PipelineColumn:
     cards: list[LeadRow]
 
 
-async def pipeline_columns(
-    session: AsyncSession,
+def pipeline_columns(
+    conn: Connection,
     workspace_id: int,
     query: BoardQuery,
     user_id: int | None,
     per_column: int = 25,
     counts: Mapping[str, int] | None = None,
+    facets: Facets | None = None,
 ) -> list[PipelineColumn]:
     """The pipeline: one column per status, the most recently active cards first. `counts`: the
     leads per status when the caller already has them (the unfiltered view's, from the facet
-    cache); otherwise each column is counted. The cards of all columns come in one query."""
+    cache); otherwise each column is counted. The cards of all columns come in one query.
+    `facets`: as for board_rows."""
     found: dict[str, int] = {}
     newest_first = []
     for status in STATUSES:
         column_query = replace(query, status=status, cursor="", sort="activity")
-        plan = await plan_view(session, workspace_id, column_query, user_id)
+        plan = plan_view(conn, workspace_id, column_query, user_id, facets)
         where = filters(column_query, workspace_id, user_id, plan)
         if counts is not None:
             found[status] = counts.get(status, 0)
         else:
-            found[status] = (
-                await session.execute(select(func.count()).select_from(contacts).where(*where))
+            found[status] = conn.execute(
+                select(func.count()).select_from(contacts).where(*where)
             ).scalar_one()
         newest_first.append(
             row_select()
@@ -425,7 +456,7 @@ async def pipeline_columns(
             .select()
         )
     cards: dict[str, list[LeadRow]] = {status: [] for status in STATUSES}
-    for r in await session.execute(union_all(*newest_first)):
+    for r in conn.execute(union_all(*newest_first)):
         row = to_lead_row(r)
         cards[row.status].append(row)
     return [

@@ -67,15 +67,16 @@ class BoardCache:
         """The header; `newer_than` (a monotonic time) forces a count that started after it."""
 
         async def load() -> BoardStats:
-            async with self._db.session() as session:
-                return await board_stats(session, workspace_id, today_start(tz))
+            start = today_start(tz)
+            return await self._db.read(lambda conn: board_stats(conn, workspace_id, start))
 
         return await self._get(("stats", workspace_id), self._stats_ttl, load, newer_than)
 
     async def facets(self, workspace_id: int) -> dict[str, list[tuple[str, int]]]:
         async def load() -> dict[str, list[tuple[str, int]]]:
-            async with self._db.session() as session:
-                return {c: await facet_counts(session, workspace_id, c) for c in FACET_COLUMNS}
+            return await self._db.read(
+                lambda conn: {c: facet_counts(conn, workspace_id, c) for c in FACET_COLUMNS}
+            )
 
         return await self._get(("facets", workspace_id), self._facets_ttl, load)
 

@@ -17,18 +17,19 @@ from litestar.exceptions import NotFoundException
 from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Stream, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
+from sqlalchemy import Connection
 
 from app.accounts.web import Viewer
 from app.broker import Broker
 from app.db import Database
 from app.events import Change, latest_change_id
 from app.leads import actions
-from app.leads.board import BoardQuery, board_rows, pipeline_columns
+from app.leads.board import BoardQuery, Page, PipelineColumn, board_rows, pipeline_columns
 from app.leads.cache import BoardCache
 from app.leads.changes import StatusError
 from app.leads.export import csv_rows
-from app.leads.queries import lead_row
-from app.leads.timeline import timeline
+from app.leads.queries import LeadRow, lead_details, lead_row
+from app.leads.timeline import TimelinePage, timeline
 from app.notes.services import NoteError
 from app.reconcile.health import feed_for
 from app.settings import Settings
@@ -59,15 +60,17 @@ class BoardController(Controller):
         facets = await cache.facets(ws)
         # The unfiltered pipeline's column counts are the status menu's: counted once, cached.
         counts = None if replace(query, status="").is_filtered else dict(facets["status"])
-        async with db.session() as session:
+        user_id = viewer.user_id
+
+        def read(conn: Connection) -> tuple[int, Page | None, list[PipelineColumn] | None]:
             # The event position first: whatever commits after it reaches the page as a replay.
-            last_event_id = await latest_change_id(session, ws)
+            last_event_id = latest_change_id(conn, ws)
             if query.view == "pipeline":
-                columns = await pipeline_columns(session, ws, query, viewer.user_id, counts=counts)
-                rows = None
-            else:
-                rows = await board_rows(session, ws, query, viewer.user_id)
-                columns = None
+                columns = pipeline_columns(conn, ws, query, user_id, counts=counts, facets=facets)
+                return last_event_id, None, columns
+            return last_event_id, board_rows(conn, ws, query, user_id, facets), None
+
+        last_event_id, rows, columns = await db.read(read)
         members = await cache.members(ws)
         fragment = _is_htmx(request) and request.headers.get("hx-target") == "board-view"
         return page(
@@ -129,13 +132,19 @@ class LeadController(Controller):
         before: FromQuery[str | None] = None,
     ) -> Template:
         ws = viewer.workspace_id
-        async with db.session() as session:
-            lead = await lead_row(session, ws, lead_id)
+
+        def read(conn: Connection) -> tuple[LeadRow, dict[str, Any], TimelinePage, int] | None:
+            lead = lead_row(conn, ws, lead_id)
             if lead is None:
-                raise NotFoundException("no such lead")  # another workspace's id: the same answer
-            details = await _details(session, ws, lead_id)
-            items = await timeline(session, ws, lead_id, cursor=before)
-            last_event_id = await latest_change_id(session, ws)
+                return None
+            details = lead_details(conn, ws, lead_id)
+            items = timeline(conn, ws, lead_id, cursor=before)
+            return lead, details, items, latest_change_id(conn, ws)
+
+        found = await db.read(read)
+        if found is None:
+            raise NotFoundException("no such lead")  # another workspace's id: the same answer
+        lead, details, items, last_event_id = found
         members = await cache.members(ws)
         target = request.headers.get("hx-target") if _is_htmx(request) else None
         template = {
@@ -264,38 +273,3 @@ class LeadController(Controller):
                 author_name=viewer.user.name,
             ),
         )
-
-
-async def _details(session: Any, workspace_id: int, lead_id: int) -> dict[str, Any]:
-    from sqlalchemy import select
-
-    from app.leads.models import Contact
-
-    c = Contact.__table__  # type: ignore[attr-defined]
-    row = (
-        await session.execute(
-            select(
-                c.c.name,
-                c.c.profile_name,
-                c.c.username,
-                c.c.phone_e164,
-                c.c.bsuid,
-                c.c.business_type,
-                c.c.location,
-                c.c.business_duration,
-                c.c.team_size,
-                c.c.pain_points,
-                c.c.goals,
-                c.c.priority,
-                c.c.urgency_level,
-                c.c.language,
-                c.c.phase,
-                c.c.status_source,
-                c.c.status_changed_at,
-                c.c.status_changed_by,
-                c.c.created_at,
-                c.c.last_contact_at,
-            ).where(c.c.workspace_id == workspace_id, c.c.id == lead_id)
-        )
-    ).one()
-    return dict(row._mapping)

@@ -6,6 +6,7 @@ import csv
 import io
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from app.db import Database
@@ -47,8 +48,9 @@ async def csv_rows(
     writer.writerow(HEADER)
     page_query = replace(query, size=BATCH, cursor="", view="table")
     while True:
-        async with db.session() as session:
-            page = await board_rows(session, workspace_id, page_query, user_id)
+        page = await db.read(
+            partial(board_rows, workspace_id=workspace_id, query=page_query, user_id=user_id)
+        )
         for row in page.rows:
             writer.writerow(
                 [

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import literal, select, union_all
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection, literal, select, union_all
 
 from app.leads.models import LeadChange, Message
 from app.notes.models import Note
@@ -77,8 +76,8 @@ def _branch(
     return stmt.order_by(at_col.desc(), table.c.id.desc()).limit(limit)
 
 
-async def timeline(
-    session: AsyncSession,
+def timeline(
+    conn: Connection,
     workspace_id: int,
     contact_id: int,
     *,
@@ -137,7 +136,7 @@ async def timeline(
         ).where(changes.c.workspace_id == workspace_id),
     ]
     merged = union_all(*[b.subquery().select() for b in branches]).subquery()
-    rows = await session.execute(select(merged).order_by(merged.c.at.desc()).limit(fetch * 3))
+    rows = conn.execute(select(merged).order_by(merged.c.at.desc()).limit(fetch * 3))
     items = [
         TimelineItem(
             kind=r.kind, id=r.id, at=_aware(r.at), text=r.text or "", a=r.a, b=r.b, c=r.c, d=r.d
