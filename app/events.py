@@ -130,14 +130,18 @@ def changes_after(conn: Connection, workspace_id: int, after_id: int, limit: int
     ]
 
 
+_LATEST_CHANGE_ID = Prepared(
+    select(_table.c.id)
+    .where(_table.c.workspace_id == bindparam("ws"))
+    .order_by(_table.c.id.desc())
+    .limit(1)
+)
+
+
 def latest_change_id(conn: Connection, workspace_id: int) -> int:
-    result = conn.execute(
-        select(_table.c.id)
-        .where(_table.c.workspace_id == workspace_id)
-        .order_by(_table.c.id.desc())
-        .limit(1)
-    )
-    return result.scalar_one_or_none() or 0
+    """The workspace's newest event id (0: none yet); every page reads it, so it is prepared."""
+    row = _LATEST_CHANGE_ID.first(conn, {"ws": workspace_id})
+    return int(row[0]) if row is not None else 0
 
 
 def oldest_change_id(conn: Connection, workspace_id: int) -> int | None:

@@ -349,3 +349,38 @@ async def test_facet_counts_spare_the_plan_its_counting(
     assert with_facets == 0
     # SQLite counts the filter's leads to choose an index; PostgreSQL plans by itself.
     assert without == (1 if database_url.startswith("sqlite") else 0)
+
+
+async def test_a_deep_page_starts_where_the_last_one_ended(sqlite_url: str) -> None:
+    """Keyset pages: the cursor bounds the index range, so page 100 reads what page 1 reads
+    (SQLite's query plan shows the bound; PostgreSQL plans from its own statistics)."""
+    workspace = await add_workspace(sqlite_url)
+    ws: int = workspace.id  # type: ignore[assignment]
+    db = Database(sqlite_url)
+
+    def plan_of_page(conn: Connection, query: BoardQuery) -> list[str]:
+        seen: list[tuple[str, Any]] = []
+
+        def record(_c: Any, _cur: Any, statement: str, params: Any, *_a: Any) -> None:
+            seen.append((statement, params))
+
+        event.listen(conn, "before_cursor_execute", record)
+        try:
+            board_rows(conn, ws, query, None)
+        finally:
+            event.remove(conn, "before_cursor_execute", record)
+        statement, params = seen[-1]
+        return [r[3] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)]
+
+    try:
+        await seed(db, ws, 30)
+        for sort in ("activity", "score", "newest"):
+            query = BoardQuery(sort=sort, size=10)
+            first = await db.read(partial(board_rows, workspace_id=ws, query=query, user_id=None))
+            assert first.next_cursor
+            second = replace(query, cursor=first.next_cursor)
+            lines = await db.read(partial(plan_of_page, query=second))
+            reads = [line for line in lines if "contacts USING" in line]
+            assert reads and "<?)" in reads[0], (sort, lines)
+    finally:
+        await db.dispose()

@@ -156,8 +156,7 @@ async def test_feed_health_counts_from_the_database(
     await record_heartbeat(db, "worker-a", now=NOW - 40 * timedelta(seconds=1))
     await record_heartbeat(db, "worker-b", now=NOW - 3 * H)
 
-    async with db.session() as session:
-        feed = await feed_health(session, workspace, now=NOW)
+    feed = await db.read(lambda conn: feed_health(conn, workspace, now=NOW))
 
     assert feed.last_webhook_at == NOW - 5 * MIN
     assert (feed.events_last_hour, feed.events_last_day) == (4, 8)

@@ -19,7 +19,8 @@ def lead(**changes: object) -> LeadRow:
     base = LeadRow(
         id=7,
         display_name="Budi <b>Santoso</b>",
-        phone="+62 812-3456-7890",
+        phone_e164="+6281234567890",
+        bsuid=None,
         status="new",
         temperature="hot",
         score=82,

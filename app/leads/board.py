@@ -22,7 +22,6 @@ from sqlalchemy import (
     select,
     table,
     text,
-    union_all,
 )
 from sqlalchemy.sql.expression import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
@@ -383,13 +382,20 @@ def board_rows(
     key, tiebreak = _sort_columns(query.sort)
     plan = plan_view(conn, workspace_id, query, user_id, facets)
     stmt = row_select().where(*filters(query, workspace_id, user_id, plan))
+    # `+key`: the same order, but SQLite must not read the sort's index for it (see Plan).
+    order = (
+        key
+        if plan.sort_from_index
+        else UnaryExpression(key, operator=custom_op("+"), type_=key.type)
+    )
     position = decode_cursor(query.sort, query.cursor)
     if position is not None:
         value, ident = position
-        stmt = stmt.where(or_(key < value, and_(key == value, tiebreak < ident)))
-    order = key if plan.sort_from_index else UnaryExpression(key, operator=custom_op("+"))
+        # `key <= value` on its own bounds the index range: the page starts where the last one
+        # ended instead of walking (and skipping) every entry before it.
+        stmt = stmt.where(order <= value, or_(order < value, tiebreak < ident))
     stmt = stmt.order_by(order.desc(), tiebreak.desc()).limit(query.size + 1)
-    result = list(conn.execute(stmt))
+    result = conn.execute(stmt).all()
     rows = [to_lead_row(r) for r in result]
     more = len(rows) > query.size
     rows, result = rows[: query.size], result[: query.size]
@@ -433,38 +439,26 @@ def pipeline_columns(
 ) -> list[PipelineColumn]:
     """The pipeline: one column per status, the most recently active cards first. `counts`: the
     leads per status when the caller already has them (the unfiltered view's, from the facet
-    cache); otherwise each column is counted. The cards of all columns come in one query.
-    `facets`: as for board_rows."""
-    found: dict[str, int] = {}
-    newest_first = []
+    cache); otherwise each column is counted. `facets`: as for board_rows."""
+    columns = []
     for status in STATUSES:
         column_query = replace(query, status=status, cursor="", sort="activity")
         plan = plan_view(conn, workspace_id, column_query, user_id, facets)
         where = filters(column_query, workspace_id, user_id, plan)
         if counts is not None:
-            found[status] = counts.get(status, 0)
+            count = counts.get(status, 0)
         else:
-            found[status] = conn.execute(
+            count = conn.execute(
                 select(func.count()).select_from(contacts).where(*where)
             ).scalar_one()
-        newest_first.append(
+        # One plain query per column: on a reader thread five cost less than building their
+        # union (whose subqueries SQLAlchemy rebuilds column by column).
+        newest_first = (
             row_select()
             .where(*where)
             .order_by(contacts.c.last_activity_at.desc(), contacts.c.id.desc())
             .limit(per_column)
-            .subquery()
-            .select()
         )
-    cards: dict[str, list[LeadRow]] = {status: [] for status in STATUSES}
-    for r in conn.execute(union_all(*newest_first)):
-        row = to_lead_row(r)
-        cards[row.status].append(row)
-    return [
-        PipelineColumn(
-            status=status,
-            count=int(found[status]),
-            # A union keeps no order: each column's cards are sorted again (25 at most).
-            cards=sorted(cards[status], key=lambda c: (c.last_activity_at, c.id), reverse=True),
-        )
-        for status in STATUSES
-    ]
+        cards = [to_lead_row(r) for r in conn.execute(newest_first).all()]
+        columns.append(PipelineColumn(status=status, count=int(count), cards=cards))
+    return columns

@@ -31,11 +31,14 @@ from app.leads.export import csv_rows
 from app.leads.queries import LeadRow, lead_details, lead_row
 from app.leads.timeline import TimelinePage, timeline
 from app.notes.services import NoteError
-from app.reconcile.health import feed_for
+from app.reconcile.health import FeedHealth, feed_health
 from app.settings import Settings
 from app.web import back_to, page
 
 FormBody = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+
+
+BoardRead = tuple[int, FeedHealth | None, Page | None, list[PipelineColumn] | None]
 
 
 def _is_htmx(request: Request) -> bool:
@@ -60,19 +63,20 @@ class BoardController(Controller):
         facets = await cache.facets(ws)
         # The unfiltered pipeline's column counts are the status menu's: counted once, cached.
         counts = None if replace(query, status="").is_filtered else dict(facets["status"])
-        user_id = viewer.user_id
+        user_id, workspace = viewer.user_id, viewer.workspace
+        fragment = _is_htmx(request) and request.headers.get("hx-target") == "board-view"
 
-        def read(conn: Connection) -> tuple[int, Page | None, list[PipelineColumn] | None]:
+        def read(conn: Connection) -> BoardRead:
             # The event position first: whatever commits after it reaches the page as a replay.
             last_event_id = latest_change_id(conn, ws)
+            feed = None if fragment else feed_health(conn, workspace)  # the header's indicator
             if query.view == "pipeline":
                 columns = pipeline_columns(conn, ws, query, user_id, counts=counts, facets=facets)
-                return last_event_id, None, columns
-            return last_event_id, board_rows(conn, ws, query, user_id, facets), None
+                return last_event_id, feed, None, columns
+            return last_event_id, feed, board_rows(conn, ws, query, user_id, facets), None
 
-        last_event_id, rows, columns = await db.read(read)
+        last_event_id, feed, rows, columns = await db.read(read)
         members = await cache.members(ws)
-        fragment = _is_htmx(request) and request.headers.get("hx-target") == "board-view"
         return page(
             "partials/_board_view.html" if fragment else "board.html",
             request,
@@ -83,7 +87,7 @@ class BoardController(Controller):
             columns=columns,
             members=members,
             stats=await cache.stats(ws, viewer.workspace.timezone),
-            feed=None if fragment else await feed_for(db, viewer.workspace),
+            feed=feed,
             facets=facets,
             oob=False,
             last_event_id=last_event_id,

@@ -58,7 +58,7 @@ async def csv_rows(
                     for v in (
                         row.id,
                         row.display_name,
-                        row.phone,
+                        row.phone_e164 or row.bsuid or "",  # E.164: what other tools import
                         row.status,
                         row.temperature or "",
                         "" if row.score is None else row.score,

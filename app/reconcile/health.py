@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Connection, bindparam, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database, insert_on_conflict, utcnow
 from app.ingest.models import WebhookInbox
 from app.ingest.retry import MAX_ATTEMPTS
+from app.prepared import Prepared
 from app.reconcile.models import ReconciliationRun, WorkerHeartbeat
 from app.reconcile.services import RunsSummary, humanize_duration, recent_runs, summarize_runs
 from app.sync.models import SyncFailure
@@ -77,7 +78,7 @@ class FeedHealth:
     inbox_failed_last_day: int
     oldest_unprocessed_at: datetime | None
     sync_failures_unresolved: int
-    last_run: ReconciliationRun | None
+    last_run_error: str | None  # the latest reconciliation's error (None: it went well)
     worker: WorkerStatus
     issues: tuple[Issue, ...] = field(default_factory=tuple)
 
@@ -195,71 +196,69 @@ def _events(n: int) -> str:
     return f"{n} webhook event{'s' if n != 1 else ''}"
 
 
-async def feed_health(
-    session: AsyncSession, workspace: Workspace, *, now: datetime | None = None
+# The indicator's six small indexed queries, built once (a board page reads them every time).
+_LAST_WEBHOOK = Prepared(
+    select(inbox.c.received_at)
+    .where(inbox.c.workspace_id == bindparam("ws"))
+    .order_by(inbox.c.received_at.desc())
+    .limit(1)
+)
+# Both counts walk the (workspace_id, received_at) index over the last day only.
+_RECENT = Prepared(
+    select(
+        func.count(),
+        func.coalesce(
+            func.sum(case((inbox.c.received_at >= bindparam("hour_ago"), 1), else_=0)), 0
+        ),
+    ).where(inbox.c.workspace_id == bindparam("ws"), inbox.c.received_at >= bindparam("day_ago"))
+)
+# The unprocessed rows: the (processed_at, id) index holds them apart, and there are few.
+_GIVEN_UP = inbox.c.attempts >= MAX_ATTEMPTS
+_PENDING = Prepared(
+    select(
+        func.coalesce(func.sum(case((_GIVEN_UP, 0), else_=1)), 0),
+        func.coalesce(func.sum(case((_GIVEN_UP, 1), else_=0)), 0),
+        func.coalesce(
+            func.sum(case((_GIVEN_UP & (inbox.c.received_at >= bindparam("day_ago")), 1), else_=0)),
+            0,
+        ),
+        func.min(inbox.c.received_at),
+    ).where(inbox.c.processed_at.is_(None), inbox.c.workspace_id == bindparam("ws"))
+)
+_UNRESOLVED = Prepared(
+    select(func.count())
+    .select_from(failures)
+    .where(failures.c.workspace_id == bindparam("ws"), failures.c.resolved.is_(False))
+)
+_LAST_RUN_ERROR = Prepared(
+    select(runs.c.error)
+    .where(runs.c.workspace_id == bindparam("ws"))
+    .order_by(runs.c.id.desc())
+    .limit(1)
+)
+_LAST_HEARTBEAT = Prepared(
+    select(heartbeats.c.name, heartbeats.c.last_seen_at)
+    .order_by(heartbeats.c.last_seen_at.desc())
+    .limit(1)
+)
+
+
+def feed_health(
+    conn: Connection, workspace: Workspace, *, now: datetime | None = None
 ) -> FeedHealth:
-    """The indicator's figures for one workspace: six small indexed queries."""
+    """The indicator's figures for one workspace."""
     assert workspace.id is not None
     now = now or utcnow()
     ws = workspace.id
-    day_ago = now - timedelta(days=1)
-    last_webhook_at = (
-        await session.execute(
-            select(inbox.c.received_at)
-            .where(inbox.c.workspace_id == ws)
-            .order_by(inbox.c.received_at.desc())
-            .limit(1)
-        )
-    ).scalar_one_or_none()
-    # Both counts walk the (workspace_id, received_at) index over the last day only.
-    recent = (
-        await session.execute(
-            select(
-                func.count(),
-                func.coalesce(
-                    func.sum(case((inbox.c.received_at >= now - timedelta(hours=1), 1), else_=0)),
-                    0,
-                ),
-            ).where(inbox.c.workspace_id == ws, inbox.c.received_at >= day_ago)
-        )
-    ).one()
-    # The unprocessed rows: the (processed_at, id) index holds them apart, and there are few.
-    given_up = inbox.c.attempts >= MAX_ATTEMPTS
-    pending = (
-        await session.execute(
-            select(
-                func.coalesce(func.sum(case((given_up, 0), else_=1)), 0),
-                func.coalesce(func.sum(case((given_up, 1), else_=0)), 0),
-                func.coalesce(
-                    func.sum(case(((given_up & (inbox.c.received_at >= day_ago)), 1), else_=0)),
-                    0,
-                ),
-                func.min(inbox.c.received_at),
-            ).where(inbox.c.processed_at.is_(None), inbox.c.workspace_id == ws)
-        )
-    ).one()
-    unresolved = (
-        await session.execute(
-            select(func.count())
-            .select_from(failures)
-            .where(failures.c.workspace_id == ws, failures.c.resolved.is_(False))
-        )
-    ).scalar_one()
-    last_run = (
-        await session.execute(
-            select(ReconciliationRun)
-            .where(runs.c.workspace_id == ws)
-            .order_by(runs.c.id.desc())
-            .limit(1)
-        )
-    ).scalar_one_or_none()
-    beat = (
-        await session.execute(
-            select(heartbeats.c.name, heartbeats.c.last_seen_at)
-            .order_by(heartbeats.c.last_seen_at.desc())
-            .limit(1)
-        )
-    ).first()
+    values = {"ws": ws, "day_ago": now - timedelta(days=1), "hour_ago": now - timedelta(hours=1)}
+    last_webhook = _LAST_WEBHOOK.first(conn, values)
+    last_webhook_at = last_webhook[0] if last_webhook is not None else None
+    recent = _RECENT.first(conn, values)
+    pending = _PENDING.first(conn, values)
+    unresolved = _UNRESOLVED.first(conn, values)[0]
+    last_run = _LAST_RUN_ERROR.first(conn, values)
+    last_run_error = last_run[0] if last_run is not None else None
+    beat = _LAST_HEARTBEAT.first(conn, {})
     worker = WorkerStatus(
         name=beat.name if beat else None, last_seen_at=beat.last_seen_at if beat else None
     )
@@ -270,7 +269,7 @@ async def feed_health(
         inbox_backlog=int(pending[0]),
         inbox_failed_last_day=int(pending[2]),
         sync_failures_unresolved=int(unresolved),
-        last_run_error=last_run.error if last_run is not None else None,
+        last_run_error=last_run_error,
         worker_last_seen_at=worker.last_seen_at,
     )
     return FeedHealth(
@@ -285,7 +284,7 @@ async def feed_health(
         inbox_failed_last_day=int(pending[2]),
         oldest_unprocessed_at=pending[3],
         sync_failures_unresolved=int(unresolved),
-        last_run=last_run,
+        last_run_error=last_run_error,
         worker=worker,
         issues=issues,
     )
@@ -294,9 +293,8 @@ async def feed_health(
 async def feed_for(
     db: Database, workspace: Workspace, *, now: datetime | None = None
 ) -> FeedHealth:
-    """`feed_health` in its own read session (for a page handler that has none open)."""
-    async with db.session() as session:
-        return await feed_health(session, workspace, now=now)
+    """`feed_health` as a read of its own (for a page handler that reads nothing else)."""
+    return await db.read(lambda conn: feed_health(conn, workspace, now=now))
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,7 +389,7 @@ async def sync_health(
 ) -> SyncHealth:
     """The feed plus the lists /sync shows: recent runs, failed events, unresolved failures."""
     assert workspace.id is not None
-    feed = await feed_health(session, workspace, now=now)
+    feed = await session.run_sync(lambda s: feed_health(s.connection(), workspace, now=now))
     ws = workspace.id
     duplicates = (
         await session.execute(
