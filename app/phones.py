@@ -81,8 +81,26 @@ def display_phone(e164: str | None) -> str:
     """A readable international form for the board ("+62 812-3456-7890")."""
     if not e164:
         return ""
-    try:
-        parsed = phonenumbers.parse(e164, None)
-    except phonenumbers.NumberParseException:
-        return e164
+    parsed = _from_e164(e164)
+    if parsed is None:
+        try:
+            parsed = phonenumbers.parse(e164, None)
+        except phonenumbers.NumberParseException:
+            return e164
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def _from_e164(e164: str) -> phonenumbers.PhoneNumber | None:
+    """What parse() gives for a stored E.164 number, without parsing (two thirds of the cost
+    of formatting one). None when only parse() can tell: not "+digits", an unknown country
+    code, or a national number with a leading zero (Italy's, kept as a flag by parse)."""
+    if not (e164.startswith("+") and e164[1:].isdigit()):
+        return None
+    for size in (1, 2, 3):
+        code = int(e164[1 : 1 + size])
+        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            national = e164[1 + size :]
+            if not national or national.startswith("0"):
+                return None
+            return phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+    return None

@@ -9,11 +9,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2 import Environment, Template, pass_context, select_autoescape
 from markupsafe import Markup
 
 from app.i18n import LANGUAGE_NAMES, current_language, gettext_, ngettext_, translations
 from app.leads.changes import LEAD_STATUSES
+from app.translated_templates import (
+    LiteralTranslations,
+    TranslatedEnvironment,
+    TranslatedLoader,
+    translated,
+)
 
 if TYPE_CHECKING:
     from app.leads.queries import LeadRow
@@ -68,30 +74,20 @@ def isoformat(moment: datetime | None) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else ""
 
 
-@lru_cache(maxsize=4096)
-def _translated(language: str, message: str) -> Markup:
-    text = translations(language).gettext(message)
-    if text != message:
-        return Markup(text) % {}  # the catalogue's text is ours: trusted, as Jinja trusts it
-    # No catalogue entry: English, or a value from the database shown through _(value) (a
-    # delivery status a provider sent, say). That is text, never markup.
-    return Markup.escape(message.replace("%%", "%"))
-
-
 def template_gettext(message: str, **variables: object) -> Markup:
     """`_()` in templates: what Jinja's newstyle gettext returns (the translation trusted, the
     variables escaped into it), with each language's translation of a message made once per
     process instead of on every call (a board page calls `_` hundreds of times)."""
     if variables:
         return Markup(translations(current_language.get()).gettext(message)) % variables
-    return _translated(current_language.get(), message)
+    return translated(current_language.get(), message)
 
 
 @lru_cache(maxsize=32)
 def _status_options(language: str, current: str) -> Markup:
     options = []
     for status in LEAD_STATUSES:
-        label = _translated(language, status).capitalize()
+        label = translated(language, status).capitalize()
         selected = " selected" if status == current else ""
         options.append(Markup('<option value="{}"{}>{}</option>').format(status, selected, label))
     return Markup("").join(options)
@@ -120,6 +116,12 @@ class LeadPartial:
         self._template = template
         self._maxsize = maxsize
         self._html: OrderedDict[tuple[Any, ...], Markup] = OrderedDict()
+        self._flat_globals: dict[str, Any] | None = None
+
+    def _globals(self, template: Template) -> dict[str, Any]:
+        if self._flat_globals is None:  # taken once: the environment's globals are set up by now
+            self._flat_globals = dict(template.globals)
+        return self._flat_globals
 
     def __call__(self, lead: LeadRow, tz: str, now: datetime | None = None, **extra: Any) -> Markup:
         now = now or datetime.now(UTC)
@@ -136,7 +138,12 @@ class LeadPartial:
             self._html.move_to_end(key)
             return html
         template = self._env.get_template(self._template)
-        html = Markup(template.render(lead=lead, tz=tz, now=now, **extra))
+        # What Template.render does, minus merging the globals into a fresh dict per row (they
+        # are a ChainMap there, read key by key): the row's context is a flat dict.
+        context = template.new_context(
+            {**self._globals(template), **extra, "lead": lead, "tz": tz, "now": now}, shared=True
+        )
+        html = Markup(self._env.concat(template.root_render_func(context)))
         if self._maxsize:
             self._html[key] = html
             if len(self._html) > self._maxsize:
@@ -150,13 +157,13 @@ class LeadPartial:
 def create_environment(*, auto_reload: bool = False) -> Environment:
     """auto_reload: look for edited templates on every render (`leadboard serve --reload`); off,
     a page that includes a partial per row does not stat the file for each row."""
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATE_DIR),
+    env = TranslatedEnvironment(
+        loader=TranslatedLoader(TEMPLATE_DIR),
         autoescape=select_autoescape(["html", "xml"], default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,
         enable_async=False,
-        extensions=["jinja2.ext.i18n"],
+        extensions=["jinja2.ext.i18n", LiteralTranslations],
         auto_reload=auto_reload,
     )
     env.install_gettext_callables(gettext_, ngettext_, newstyle=True)  # type: ignore[attr-defined]

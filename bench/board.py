@@ -21,7 +21,11 @@ page of a lead with 5,000 timeline items, and the streamed CSV export.
    browser. The board's htmx fragment (HX-Request, HX-Target: board-view) for the same cases, the
    lead page, and GET /healthz as the baseline. Reported: client time p50/p95, "server time"
    = client time - the p50 of GET /healthz in the same run (the loopback + HTTP + middleware
-   floor), and the server's CPU per request (from /proc, averaged over the reps).
+   floor), and the server's CPU per request (from /proc, averaged over the reps). A case repeats
+   one URL, so from its second request the rows come from the row cache (app.templating
+   LeadPartial), as they do for a team re-fetching its board after live events; "fresh pages"
+   then walks --reps pages by each page's Next link, rows no request showed before, so every
+   row partial renders (the cold path).
 4. GET /export.csv: every lead, streamed; rows/s, and the server's RSS (VmRSS sampled while it
    streams, VmHWM) before and after, to show memory stays flat.
 
@@ -35,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import html
 import json
 import os
 import random
@@ -869,6 +874,40 @@ def measure_http(
         )
 
 
+_NEXT_PAGE = re.compile(r'rel="next" href="([^"]+)"')
+
+
+@dataclass
+class FreshPages:
+    """Pages reached by the "Next" link: rows no earlier request showed (rendered uncached)."""
+
+    query: str
+    http: list[float]
+    cpu_ms: float
+
+
+def measure_fresh_pages(
+    client: httpx.Client, child: Child, query: BoardQuery, pages: int
+) -> FreshPages:
+    """Walk `pages` pages after the first, each by the previous page's "Next" link, as a person
+    paging down the board: the cold path (every row partial rendered, nothing cached)."""
+    path: str | None = query.url("/")
+    response = client.get(path, headers=HX_BOARD)
+    samples: list[float] = []
+    cpu0 = child.cpu_seconds()
+    for _ in range(pages):
+        found = _NEXT_PAGE.search(response.text)
+        if found is None:
+            break
+        path = html.unescape(found.group(1))
+        t0 = time.perf_counter_ns()
+        response = client.get(path, headers=HX_BOARD)
+        samples.append((time.perf_counter_ns() - t0) / 1e6)
+        response.raise_for_status()
+    cpu_ms = (child.cpu_seconds() - cpu0) * 1000 / max(1, len(samples))
+    return FreshPages(query.url("/"), samples, cpu_ms)
+
+
 @dataclass
 class ExportRun:
     rows: int
@@ -1121,6 +1160,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
 
     floor_samples: list[float] = []
     exports: list[ExportRun] = []
+    fresh: list[FreshPages] = []
     rss: dict[str, dict[str, int]] = {}
     if not args.no_http:
         with (
@@ -1139,6 +1179,15 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
                     flush=True,
                 )
                 measure_http(client, child, cases, args.reps, warmup, floor)
+                for query in (BoardQuery(), BoardQuery(sort="score")):
+                    walk = measure_fresh_pages(client, child, query, args.reps)
+                    fresh.append(walk)
+                    print(
+                        f"  fresh pages {walk.query}: {len(walk.http)} pages by Next, client p50 "
+                        f"{percentile(walk.http, 50):.2f} p95 {percentile(walk.http, 95):.2f} ms"
+                        f"  cpu {walk.cpu_ms:.2f} ms/req",
+                        flush=True,
+                    )
                 floor_samples += measure_healthz(client, args.reps * 2, 0)
                 rss["after pages"] = _proc_status(child.pid)
                 for k in range(2):
@@ -1207,6 +1256,13 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
             "HTTP:         server CPU per request (load-independent): "
             + _worst_cpu(http_cases, lambda c: [c.cpu_ms])
         )
+        for walk in fresh:
+            p95 = percentile(walk.http, 95) - floor
+            print(
+                f"HTTP:         fresh rows  {walk.query:<14} {len(walk.http)} pages by Next (no "
+                f"row rendered before): server~ p50 {percentile(walk.http, 50) - floor:.2f} p95 "
+                f"{p95:.2f} ms, cpu {walk.cpu_ms:.1f} ms/req  {_verdict(p95, TARGETS['board'])}"
+            )
         for k, run in enumerate(exports, 1):
             print(
                 f"export {k}:     {run.rows:,} rows in {run.seconds:.2f} s = "

@@ -39,3 +39,15 @@ def test_bsuids_are_not_phones() -> None:
 def test_display_phone_is_readable() -> None:
     assert display_phone("+6281234567890") == "+62 812-3456-7890"
     assert display_phone(None) == ""
+
+
+def test_display_phone_formats_as_the_library_does() -> None:
+    """The shortcut past parse() gives the library's own answer for every stored number."""
+    stored = {c["expected_e164"] for c in CASES if c["expected_e164"]}
+    stored |= {"+14155552671", "+442071838750", "+390612345678", "+79161234567", "+8613800138000"}
+    for e164 in sorted(stored):
+        expected = phonenumbers.format_number(
+            phonenumbers.parse(e164, None), phonenumbers.PhoneNumberFormat.INTERNATIONAL
+        )
+        assert display_phone(e164) == expected, e164
+    assert display_phone("not a phone") == "not a phone"
