@@ -174,6 +174,19 @@ def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
         future.set_exception(value)
 
 
+def sqlite_thread_engine(url: str) -> Engine:
+    """A synchronous engine on the same SQLite file (pysqlite), for connections that threads of
+    ours own and keep: the writer's, and each reader's."""
+    engine = sa_create_engine(
+        url.replace("+aiosqlite", ""),
+        connect_args={"timeout": 30, "check_same_thread": False},
+        hide_parameters=True,
+        poolclass=NullPool,
+    )
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
 class SqliteWriter:
     """One thread owns SQLite's write lock.
 
@@ -184,13 +197,7 @@ class SqliteWriter:
     """
 
     def __init__(self, url: str, *, max_batch: int = 64) -> None:
-        self.engine = sa_create_engine(
-            url.replace("+aiosqlite", ""),
-            connect_args={"timeout": 30, "check_same_thread": False},
-            hide_parameters=True,
-            poolclass=NullPool,
-        )
-        event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.engine = sqlite_thread_engine(url)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -271,13 +278,7 @@ class SqliteReaders:
     """
 
     def __init__(self, url: str, *, threads: int = 4) -> None:
-        self.engine = sa_create_engine(
-            url.replace("+aiosqlite", ""),
-            connect_args={"timeout": 30, "check_same_thread": False},
-            hide_parameters=True,
-            poolclass=NullPool,
-        )
-        event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.engine = sqlite_thread_engine(url)
         self._size = threads
         self._threads: ThreadPoolExecutor | None = None
         self._local = threading.local()
