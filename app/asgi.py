@@ -28,6 +28,7 @@ from app.api.controllers import ApiController
 from app.auth import KeyDirectory
 from app.broker import Broker, create_broker
 from app.db import Database
+from app.heap import settle
 from app.i18n import language_middleware
 from app.i18n_controllers import switch_language
 from app.ingest.controllers import webhook_endpoints
@@ -124,6 +125,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         scheduler = None if settings.redis_url else InProcessScheduler(db, broker, settings)
         if scheduler is not None:
             await scheduler.start()
+        if settings.freeze_heap:
+            frozen = settle(env)
+            log.debug("start-up heap frozen: %s objects", frozen)
         try:
             yield
         finally:

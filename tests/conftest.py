@@ -152,6 +152,7 @@ def make_settings(database_url: str, redis_url: str | None = None, **overrides: 
         redis_namespace=f"test-{uuid.uuid4().hex[:8]}",  # each app its own sessions and counters
         demo_workspace=False,
         sse_ping_seconds=1.0,
+        freeze_heap=False,  # one process builds hundreds of apps: frozen, their garbage stays
     )
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
