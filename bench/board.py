@@ -14,9 +14,10 @@ page of a lead with 5,000 timeline items, and the streamed CSV export.
    notes, 500 lead changes). Timed.
 2. In-process (precise): the functions the controllers call (board_rows for every filter x every
    sort, pipeline_columns, board_stats, facet_counts, searches, timeline pages 1 and 2, lead_row,
-   and the whole set of queries BoardController.board / LeadController.show run), each on a fresh
-   session of the app's Database, after warm-up: --reps timed calls, p50/p95 of wall time, and
-   the p50 of the process's CPU time (which other load on the machine does not inflate).
+   and the whole set of queries BoardController.board / LeadController.show run, with the facet
+   counts the controllers have from BoardCache), each as one Database.read like the controllers
+   make it, after warm-up: --reps timed calls, p50/p95 of wall time, and the p50 of the
+   process's CPU time (which other load on the machine does not inflate).
 3. Over HTTP: `leadboard serve` on the same file (DEMO_WORKSPACE=0), signed in with httpx like a
    browser. The board's htmx fragment (HX-Request, HX-Target: board-view) for the same cases, the
    lead page, and GET /healthz as the baseline. Reported: client time p50/p95, "server time"
