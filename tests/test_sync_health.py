@@ -14,6 +14,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import insert, select
 
 from app.db import Database, utcnow
+from app.i18n import language
 from app.ingest.models import WebhookInbox
 from app.leads.models import Contact
 from app.reconcile.health import assess_feed, feed_health, record_heartbeat, silence_limits
@@ -53,6 +54,33 @@ def assess(**overrides: Any) -> list[tuple[str, str]]:
 
 
 # -- the rules -----------------------------------------------------------------------------------
+def test_the_feed_speaks_the_readers_language() -> None:
+    """Messages and durations in Indonesian for an Indonesian board; English for APIs and logs."""
+    issues = assess_feed(
+        now=NOW,
+        last_webhook_at=NOW - 7 * H,
+        events_last_day=48,
+        inbox_backlog=2,
+        inbox_failed_last_day=0,
+        sync_failures_unresolved=1,
+        last_run_error=None,
+        worker_last_seen_at=NOW - 25 * MIN,
+    )
+    english = [i.message for i in issues]
+    assert english[:2] == [
+        "background worker stopped 25 min ago",
+        "nothing received for 7 h (usually every 30 min)",
+    ]
+    with language("id"):
+        assert [i.text for i in issues] == [
+            "worker latar berhenti 25 mnt yang lalu",
+            "tidak ada data masuk selama 7 jam (biasanya tiap 30 mnt)",
+            "2 event webhook gagal, dicoba lagi",
+            "1 kegagalan sinkronisasi belum selesai",
+        ]
+        assert [i.message for i in issues] == english  # the API's words do not change
+
+
 def test_a_healthy_feed_has_no_issues() -> None:
     assert assess() == []
 

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, bindparam, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database, insert_on_conflict, utcnow
+from app.i18n import DEFAULT_LANGUAGE, N_, current_language, translations
 from app.ingest.models import WebhookInbox
 from app.ingest.retry import MAX_ATTEMPTS
 from app.prepared import Prepared
@@ -51,10 +52,34 @@ SILENCE_AMBER_RANGE = (timedelta(minutes=30), timedelta(hours=12))
 SILENCE_RED_RANGE = (timedelta(hours=3), timedelta(hours=48))
 
 
+Figures = tuple[tuple[str, int | timedelta], ...]
+
+
+def _say(language: str, msgid: str, figures: Figures) -> str:
+    """A feed message in `language`, its durations written in that language too."""
+    values = {
+        name: humanize_duration(value, language) if isinstance(value, timedelta) else value
+        for name, value in figures
+    }
+    return translations(language).gettext(msgid) % values
+
+
 @dataclass(frozen=True, slots=True)
 class Issue:
+    """One problem with the feed: the catalogue's message and the figures that go into it, so
+    each reader gets it in their language (`text`), and APIs and logs in English (`message`)."""
+
     state: FeedState
-    message: str
+    msgid: str
+    figures: Figures = ()
+
+    @property
+    def message(self) -> str:
+        return _say(DEFAULT_LANGUAGE, self.msgid, self.figures)
+
+    @property
+    def text(self) -> str:
+        return _say(current_language.get(), self.msgid, self.figures)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +113,23 @@ class FeedHealth:
 
     @property
     def reason(self) -> str:
+        """The headline, in English (APIs, logs)."""
+        return self._headline().message
+
+    @property
+    def reason_text(self) -> str:
+        """The headline in the reader's language (the indicator)."""
+        return self._headline().text
+
+    def _headline(self) -> Issue:
         if self.issues:
-            return self.issues[0].message
-        if self.last_webhook_at is not None:
-            return f"last webhook {_ago(self.now - self.last_webhook_at)}"
-        return "receiving normally"
+            return self.issues[0]
+        if self.last_webhook_at is None:
+            return Issue("ok", N_("receiving normally"))
+        since = self.now - self.last_webhook_at
+        if since < timedelta(minutes=1):
+            return Issue("ok", N_("last webhook just now"))
+        return Issue("ok", N_("last webhook %(since)s ago"), (("since", since),))
 
     @property
     def usual_gap(self) -> timedelta | None:
@@ -118,10 +155,6 @@ async def record_heartbeat(
             .values(name=name[:120], **values)
             .on_conflict_do_update(index_elements=["name"], set_=values)
         )
-
-
-def _ago(delta: timedelta) -> str:
-    return "just now" if delta < timedelta(minutes=1) else f"{humanize_duration(delta)} ago"
 
 
 def usual_gap(events_last_day: int) -> timedelta | None:
@@ -157,43 +190,59 @@ def assess_feed(
     """Every problem with the feed, the worst first (an empty tuple: all is well)."""
     issues: list[Issue] = []
     if worker_last_seen_at is None:
-        issues.append(Issue("red", "no background worker has run: start `leadboard worker`"))
+        issues.append(Issue("red", N_("no background worker has run: start `leadboard worker`")))
     else:
         quiet = now - worker_last_seen_at
         if quiet > WORKER_RED_AFTER:
-            issues.append(Issue("red", f"background worker stopped {_ago(quiet)}"))
+            issues.append(Issue("red", N_("background worker stopped %(quiet)s ago"), _q(quiet)))
         elif quiet > WORKER_AMBER_AFTER:
-            silent = humanize_duration(quiet)
-            issues.append(Issue("amber", f"background worker silent for {silent}"))
+            issues.append(Issue("amber", N_("background worker silent for %(quiet)s"), _q(quiet)))
     if last_webhook_at is None:
-        issues.append(Issue("amber", "no webhook received yet"))
+        issues.append(Issue("amber", N_("no webhook received yet")))
     else:
         silence = now - last_webhook_at
         amber, red = silence_limits(events_last_day)
         gap = usual_gap(events_last_day)
-        usual = f" (usually every {humanize_duration(gap)})" if gap is not None else ""
-        if silence > red:
-            issues.append(Issue("red", f"nothing received for {humanize_duration(silence)}{usual}"))
-        elif silence > amber:
-            issues.append(
-                Issue("amber", f"nothing received for {humanize_duration(silence)}{usual}")
-            )
+        if silence > amber:
+            state: FeedState = "red" if silence > red else "amber"
+            if gap is None:
+                issues.append(Issue(state, N_("nothing received for %(silence)s"), _s(silence)))
+            else:
+                usually = N_("nothing received for %(silence)s (usually every %(gap)s)")
+                issues.append(Issue(state, usually, (*_s(silence), ("gap", gap))))
     if inbox_failed_last_day:
-        issues.append(
-            Issue("amber", f"{_events(inbox_failed_last_day)} could not be processed (given up)")
+        n = inbox_failed_last_day
+        given_up = (
+            N_("%(n)s webhook event could not be processed (given up)")
+            if n == 1
+            else N_("%(n)s webhook events could not be processed (given up)")
         )
+        issues.append(Issue("amber", given_up, (("n", n),)))
     if inbox_backlog:
-        issues.append(Issue("amber", f"{_events(inbox_backlog)} failed, retrying"))
+        n = inbox_backlog
+        retrying = (
+            N_("%(n)s webhook event failed, retrying")
+            if n == 1
+            else N_("%(n)s webhook events failed, retrying")
+        )
+        issues.append(Issue("amber", retrying, (("n", n),)))
     if last_run_error:
-        issues.append(Issue("amber", "the last reconciliation failed"))
+        issues.append(Issue("amber", N_("the last reconciliation failed")))
     if sync_failures_unresolved:
         n = sync_failures_unresolved
-        issues.append(Issue("amber", f"{n} unresolved sync failure{'s' if n != 1 else ''}"))
+        unresolved = (
+            N_("%(n)s unresolved sync failure") if n == 1 else N_("%(n)s unresolved sync failures")
+        )
+        issues.append(Issue("amber", unresolved, (("n", n),)))
     return tuple(sorted(issues, key=lambda i: -_RANK[i.state]))
 
 
-def _events(n: int) -> str:
-    return f"{n} webhook event{'s' if n != 1 else ''}"
+def _q(quiet: timedelta) -> Figures:
+    return (("quiet", quiet),)
+
+
+def _s(silence: timedelta) -> Figures:
+    return (("silence", silence),)
 
 
 # The indicator's six small indexed queries, built once (a board page reads them every time).

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.broker import Broker
 from app.db import Database, utcnow
 from app.events import Change, add_changes
+from app.i18n import DEFAULT_LANGUAGE, N_, translations
 from app.leads.models import Contact
 from app.notes.models import Note
 from app.reconcile.models import ReconciliationRun
@@ -51,15 +52,17 @@ AUTHOR_NAME = "reconciliation"
 NOTE_KIND = "stale"
 
 
-def humanize_duration(delta: timedelta) -> str:
-    """'45 min', '5 h', '3 d': rounded down, so a reason never overstates how long it has been."""
+def humanize_duration(delta: timedelta, language: str = DEFAULT_LANGUAGE) -> str:
+    """'45 min', '5 h', '3 d' (in `language`): rounded down, so a reason never overstates how
+    long it has been. Notes stored in the database are in English, the default."""
+    say = translations(language).gettext
     minutes = max(0, int(delta.total_seconds() // 60))
     if minutes < 60:
-        return f"{minutes} min"
+        return say(N_("%(n)s min")) % {"n": minutes}
     hours = minutes // 60
     if hours < 48:
-        return f"{hours} h"
-    return f"{hours // 24} d"
+        return say(N_("%(n)s h")) % {"n": hours}
+    return say(N_("%(n)s d")) % {"n": hours // 24}
 
 
 def stale_reason(
