@@ -20,6 +20,12 @@ def _env_float(name: str, default: float) -> float:
     return float(raw) if raw not in (None, "") else default
 
 
+def _env_flag(name: str, default: bool) -> bool:
+    """Unset or empty: the default; otherwise on, unless it says 0, false or no."""
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else raw not in ("0", "false", "no")
+
+
 def _default_database_url() -> str:
     return f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'leadboard.db'}"
 
@@ -68,7 +74,7 @@ class Settings:
             reconcile_interval_minutes=_env_int(
                 "RECONCILE_INTERVAL_MINUTES", d.reconcile_interval_minutes
             ),
-            demo_workspace=os.environ.get("DEMO_WORKSPACE", "1") not in ("0", "false", "no"),
+            demo_workspace=_env_flag("DEMO_WORKSPACE", d.demo_workspace),
             log_level=os.environ.get("LOG_LEVEL", d.log_level).upper(),
             rate_limit_webhooks_per_minute=_env_int(
                 "RATE_LIMIT_WEBHOOKS_PER_MINUTE", d.rate_limit_webhooks_per_minute
@@ -77,7 +83,7 @@ class Settings:
                 "RATE_LIMIT_LOGIN_PER_MINUTE", d.rate_limit_login_per_minute
             ),
             session_max_age_days=_env_int("SESSION_MAX_AGE_DAYS", d.session_max_age_days),
-            freeze_heap=os.environ.get("FREEZE_HEAP", "1") not in ("0", "false", "no"),
+            freeze_heap=_env_flag("FREEZE_HEAP", d.freeze_heap),
         )
 
 
