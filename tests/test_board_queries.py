@@ -207,14 +207,19 @@ async def test_stats_facets_pipeline_and_scoping(
             board_stats(conn, ws, NOW - timedelta(days=1)),
             dict(facet_counts(conn, ws, "status")),
             pipeline_columns(conn, ws, BoardQuery(), None),
+            # with the status menu's counts, the columns are not counted again: the same figures
+            pipeline_columns(
+                conn, ws, BoardQuery(), None, facets={"status": facet_counts(conn, ws, "status")}
+            ),
             lead_row(conn, ws, theirs.id),  # type: ignore[arg-type]
         )
 
-    stats, statuses, columns, their_row = await db.read(read)
+    stats, statuses, columns, from_menu, their_row = await db.read(read)
     assert their_row is None
     assert (stats.total, stats.hot, stats.warm, stats.needs_reply) == (20, 4, 4, 7)
     assert statuses == {"new": 4, "qualified": 4, "contacted": 4, "converted": 4, "archived": 4}
     assert [(c.status, c.count, len(c.cards)) for c in columns] == [(s, 4, 4) for s in STATUSES]
+    assert from_menu == columns
 
 
 async def test_csv_export_streams_the_filtered_view(db: Database, workspace: Workspace) -> None:

@@ -434,12 +434,14 @@ def pipeline_columns(
     query: BoardQuery,
     user_id: int | None,
     per_column: int = 25,
-    counts: Mapping[str, int] | None = None,
     facets: Facets | None = None,
 ) -> list[PipelineColumn]:
-    """The pipeline: one column per status, the most recently active cards first. `counts`: the
-    leads per status when the caller already has them (the unfiltered view's, from the facet
-    cache); otherwise each column is counted. `facets`: as for board_rows."""
+    """The pipeline: one column per status, the most recently active cards first. `facets`: as
+    for board_rows; without other filters, the status menu's counts are the columns' counts
+    (otherwise each column is counted)."""
+    counts = None
+    if facets is not None and not replace(query, status="").is_filtered:
+        counts = dict(facets["status"])
     columns = []
     for status in STATUSES:
         column_query = replace(query, status=status, cursor="", sort="activity")

@@ -7,7 +7,6 @@ swapped fragment for htmx (same templates), and every form works without JavaScr
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
@@ -61,8 +60,6 @@ class BoardController(Controller):
         query = BoardQuery.from_params(request.query_params, settings.board_page_size)
         ws = viewer.workspace_id
         facets = await cache.facets(ws)
-        # The unfiltered pipeline's column counts are the status menu's: counted once, cached.
-        counts = None if replace(query, status="").is_filtered else dict(facets["status"])
         user_id, workspace = viewer.user_id, viewer.workspace
         fragment = _is_htmx(request) and request.headers.get("hx-target") == "board-view"
 
@@ -71,7 +68,7 @@ class BoardController(Controller):
             last_event_id = latest_change_id(conn, ws)
             feed = None if fragment else feed_health(conn, workspace)  # the header's indicator
             if query.view == "pipeline":
-                columns = pipeline_columns(conn, ws, query, user_id, counts=counts, facets=facets)
+                columns = pipeline_columns(conn, ws, query, user_id, facets=facets)
                 return last_event_id, feed, None, columns
             return last_event_id, feed, board_rows(conn, ws, query, user_id, facets), None
 
