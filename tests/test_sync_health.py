@@ -17,7 +17,13 @@ from app.db import Database, utcnow
 from app.i18n import language
 from app.ingest.models import WebhookInbox
 from app.leads.models import Contact
-from app.reconcile.health import assess_feed, feed_health, record_heartbeat, silence_limits
+from app.reconcile.health import (
+    Issue,
+    assess_feed,
+    feed_health,
+    record_heartbeat,
+    silence_limits,
+)
 from app.reconcile.services import reconcile_workspace
 from app.sync.models import SyncFailure
 from app.sync.services import log_sync_failure
@@ -37,7 +43,7 @@ async def workspace(database_url: str) -> Workspace:
     return await add_workspace(database_url, sarah_key=KEY)
 
 
-def assess(**overrides: Any) -> list[tuple[str, str]]:
+def judge(**overrides: Any) -> tuple[Issue, ...]:
     """The judgement for a healthy feed, with some figures changed."""
     figures: dict[str, Any] = dict(
         now=NOW,
@@ -50,20 +56,20 @@ def assess(**overrides: Any) -> list[tuple[str, str]]:
         worker_last_seen_at=NOW - 20 * timedelta(seconds=1),
     )
     figures.update(overrides)
-    return [(i.state, i.message) for i in assess_feed(**figures)]
+    return assess_feed(**figures)
+
+
+def assess(**overrides: Any) -> list[tuple[str, str]]:
+    return [(i.state, i.message) for i in judge(**overrides)]
 
 
 # -- the rules -----------------------------------------------------------------------------------
 def test_the_feed_speaks_the_readers_language() -> None:
     """Messages and durations in Indonesian for an Indonesian board; English for APIs and logs."""
-    issues = assess_feed(
-        now=NOW,
+    issues = judge(
         last_webhook_at=NOW - 7 * H,
-        events_last_day=48,
         inbox_backlog=2,
-        inbox_failed_last_day=0,
         sync_failures_unresolved=1,
-        last_run_error=None,
         worker_last_seen_at=NOW - 25 * MIN,
     )
     english = [i.message for i in issues]

@@ -194,9 +194,11 @@ def assess_feed(
     else:
         quiet = now - worker_last_seen_at
         if quiet > WORKER_RED_AFTER:
-            issues.append(Issue("red", N_("background worker stopped %(quiet)s ago"), _q(quiet)))
+            stopped = N_("background worker stopped %(quiet)s ago")
+            issues.append(Issue("red", stopped, (("quiet", quiet),)))
         elif quiet > WORKER_AMBER_AFTER:
-            issues.append(Issue("amber", N_("background worker silent for %(quiet)s"), _q(quiet)))
+            silent = N_("background worker silent for %(quiet)s")
+            issues.append(Issue("amber", silent, (("quiet", quiet),)))
     if last_webhook_at is None:
         issues.append(Issue("amber", N_("no webhook received yet")))
     else:
@@ -206,10 +208,11 @@ def assess_feed(
         if silence > amber:
             state: FeedState = "red" if silence > red else "amber"
             if gap is None:
-                issues.append(Issue(state, N_("nothing received for %(silence)s"), _s(silence)))
+                quiet_feed = N_("nothing received for %(silence)s")
+                issues.append(Issue(state, quiet_feed, (("silence", silence),)))
             else:
                 usually = N_("nothing received for %(silence)s (usually every %(gap)s)")
-                issues.append(Issue(state, usually, (*_s(silence), ("gap", gap))))
+                issues.append(Issue(state, usually, (("silence", silence), ("gap", gap))))
     if inbox_failed_last_day:
         n = inbox_failed_last_day
         given_up = (
@@ -235,14 +238,6 @@ def assess_feed(
         )
         issues.append(Issue("amber", unresolved, (("n", n),)))
     return tuple(sorted(issues, key=lambda i: -_RANK[i.state]))
-
-
-def _q(quiet: timedelta) -> Figures:
-    return (("quiet", quiet),)
-
-
-def _s(silence: timedelta) -> Figures:
-    return (("silence", silence),)
 
 
 # The indicator's six small indexed queries, built once (a board page reads them every time).
