@@ -399,7 +399,7 @@ def worker() -> None:
 @click.option("--workspace", "slug", default=None, help="Only this workspace (slug).")
 def reconcile(slug: str | None) -> None:
     """Flag stale leads now (what the hourly job does) and print what each run did."""
-    from app.broker import create_broker
+    from app.live.broker import create_broker
     from app.reconcile.services import ReconcileReport, reconcile_all, reconcile_workspace
 
     settings = get_settings()

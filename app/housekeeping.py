@@ -3,8 +3,10 @@
 - sync failures: the newest KEEP_PER_WORKSPACE per workspace (the cut-off id is found through the
   (workspace_id, id) index with OFFSET, as log_sync_failure does; the table is never counted);
 - reconciliation runs: the newest RUNS_KEEP_PER_WORKSPACE per workspace, the same way;
-- the change-event log: the newest Settings.event_log_keep events (app.events.trim_change_log);
-- worker heartbeats not seen for HEARTBEAT_RETENTION (workers that are gone for good).
+- the change-event log: the newest Settings.event_log_keep events (app.live.outbox.trim_change_log);
+- worker heartbeats not seen for HEARTBEAT_RETENTION (workers that are gone for good);
+- expired sign-in sessions (app.sessions.purge_expired_sessions, in batches through the
+  expires_at index).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database, keep_newest, utcnow
-from app.events import trim_change_log
+from app.live.outbox import trim_change_log
 from app.reconcile.models import ReconciliationRun, WorkerHeartbeat
+from app.sessions import purge_expired_sessions
 from app.sync.models import SyncFailure
 from app.sync.services import KEEP_PER_WORKSPACE
 from app.workspaces.models import Workspace
@@ -41,6 +44,7 @@ class HousekeepingReport:
     runs_deleted: int = 0
     events_deleted: int = 0
     heartbeats_deleted: int = 0
+    sessions_deleted: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -75,11 +79,13 @@ async def run_housekeeping(
             delete(heartbeats).where(heartbeats.c.last_seen_at < now - heartbeat_retention)
         )
         heartbeats_deleted = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    sessions_deleted = await purge_expired_sessions(db, now=now)
     report = HousekeepingReport(
         sync_failures_deleted=sync_deleted,
         runs_deleted=runs_deleted,
         events_deleted=events_deleted,
         heartbeats_deleted=heartbeats_deleted,
+        sessions_deleted=sessions_deleted,
     )
     if any(report.as_dict().values()):
         log.info("housekeeping: %s", report.as_dict())

@@ -3,12 +3,13 @@
 from sqlmodel import SQLModel
 
 from app.accounts.models import Membership, User
-from app.events import ChangeEventRow
 from app.ingest.models import WebhookInbox
 from app.leads.models import Contact, Conversation, LeadChange, Message
+from app.live.outbox import ChangeEventRow
 from app.notes.models import Note
 from app.reconcile.models import ReconciliationRun, WorkerHeartbeat
 from app.sarah.models import SarahState
+from app.sessions import SessionRow
 from app.sync.models import SyncFailure
 from app.workspaces.models import ApiToken, Workspace
 
@@ -25,6 +26,7 @@ __all__ = [
     "Note",
     "ReconciliationRun",
     "SarahState",
+    "SessionRow",
     "SyncFailure",
     "User",
     "WebhookInbox",

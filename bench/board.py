@@ -73,7 +73,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.services import create_user
 from app.db import Database
-from app.events import latest_change_id
+from app.live.outbox import latest_change_id
 from app.ingest.samples import FIRST_NAMES, INBOUND_TEXTS, LAST_NAMES, OUTBOUND_TEXTS
 from app.leads.board import (
     STATUSES,

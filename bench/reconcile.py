@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import delete, insert, update
 
 from app.db import Database
-from app.events import ChangeEventRow
+from app.live.outbox import ChangeEventRow
 from app.leads.models import Contact
 from app.migrate import upgrade
 from app.notes.models import Note

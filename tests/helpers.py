@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from app.db import Database
-from app.events import ChangeEventRow
+from app.live.outbox import ChangeEventRow
 from app.ingest.models import WebhookInbox
 from app.leads.models import Contact, Conversation, Message
 

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from app.broker import QUEUE_SIZE, RESYNC, Broker, RedisBroker
-from app.events import Change
+from app.live.broker import QUEUE_SIZE, RESYNC, Broker, RedisBroker
+from app.live.outbox import Change
 from tests.conftest import free_port, start_redis
 
 

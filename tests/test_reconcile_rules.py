@@ -13,11 +13,11 @@ from typing import Any
 
 from sqlalchemy import insert, select, text, update
 
-from app.broker import Broker
+from app.live.broker import Broker
 from app.db import Database
-from app.events import ChangeEventRow
+from app.live.outbox import ChangeEventRow
 from app.leads.models import Contact
-from app.live import LiveRenderer
+from app.live.render import LiveRenderer
 from app.notes.models import Note
 from app.reconcile.models import ReconciliationRun
 from app.reconcile.services import humanize_duration, reconcile_all, reconcile_workspace

@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import insert, select
 
 from app.asgi import create_app
-from app.broker import Broker
+from app.live.broker import Broker
 from app.db import Database, utcnow
 from app.leads.models import Contact
 from app.notes.models import Note

@@ -17,9 +17,9 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker
 from sqlalchemy import insert, select, text, update
 
-from app.broker import Broker, RedisBroker
+from app.live.broker import Broker, RedisBroker
 from app.db import Database, utcnow
-from app.events import ChangeEventRow
+from app.live.outbox import ChangeEventRow
 from app.ingest.models import WebhookInbox
 from app.ingest.retry import MAX_ATTEMPTS, retry_delay, retry_failed_deliveries
 from app.ingest.samples import SampleLead, inbound_message, sign

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from app.broker import Broker
+from app.live.broker import Broker
 from app.db import Database
 from app.housekeeping import run_housekeeping
 from app.ingest.retry import retry_failed_deliveries

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from arq.connections import RedisSettings
 from arq.cron import CronJob, cron
 
-from app.broker import create_broker
+from app.live.broker import create_broker
 from app.db import Database
 from app.settings import Settings, get_settings
 from workers.jobs import (

@@ -11,11 +11,11 @@ from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST, HTTP_404_NO
 from sqlalchemy import Connection
 
 from app.accounts.web import provide_api_workspace
-from app.broker import Broker
 from app.db import Database
-from app.events import LEAD_CHANGED, Change, add_change
 from app.leads.changes import LEAD_STATUSES, StatusError, set_status_by_human
 from app.leads.queries import lead_stats, list_leads
+from app.live.broker import Broker
+from app.live.outbox import LEAD_CHANGED, Change, add_change
 from app.sarah.rules import TEMPERATURES
 from app.sync.services import list_sync_failures, resolve_sync_failures
 from app.workspaces.models import Workspace

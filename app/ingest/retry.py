@@ -24,14 +24,14 @@ import msgspec
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.broker import Broker
 from app.db import Database, utcnow
-from app.events import Change
 from app.ingest.kapso import parse_kapso
 from app.ingest.meta import parse_meta
 from app.ingest.models import WebhookInbox
 from app.ingest.records import MalformedPayload, ParsedDelivery, UnsupportedEvent
 from app.ingest.services import apply_delivery
+from app.live.broker import Broker
+from app.live.outbox import Change
 
 log = logging.getLogger(__name__)
 inbox = WebhookInbox.__table__  # type: ignore[attr-defined]

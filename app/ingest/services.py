@@ -23,15 +23,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.broker import Broker
 from app.db import Database, insert_on_conflict, utcnow
-from app.events import LEAD_CHANGED, Change, add_change
 from app.ingest.kapso import kapso_phone_number_ids, parse_kapso
 from app.ingest.meta import meta_phone_number_ids, parse_meta
 from app.ingest.models import WebhookInbox
 from app.ingest.records import MalformedPayload, ParsedDelivery, UnsupportedEvent
 from app.ingest.signatures import verify_kapso_signature, verify_meta_signature
 from app.leads.services import ApplyResult, apply_records
+from app.live.broker import Broker
+from app.live.outbox import LEAD_CHANGED, Change, add_change
 from app.prepared import Prepared
 from app.workspaces.models import Workspace
 from app.workspaces.services import by_phone_number_id, list_workspaces

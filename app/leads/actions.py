@@ -12,9 +12,9 @@ from sqlalchemy import Connection, select, update
 
 from app.accounts.services import is_member
 from app.db import utcnow
-from app.events import LEAD_CHANGED, Change, add_change
 from app.leads.changes import set_status_by_human
 from app.leads.models import Contact
+from app.live.outbox import LEAD_CHANGED, Change, add_change
 from app.notes.services import add_note
 
 contacts = Contact.__table__  # type: ignore[attr-defined]

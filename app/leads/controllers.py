@@ -19,9 +19,7 @@ from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
 from sqlalchemy import Connection
 
 from app.accounts.web import Viewer
-from app.broker import Broker
 from app.db import Database
-from app.events import Change, latest_change_id
 from app.leads import actions
 from app.leads.board import BoardQuery, Page, PipelineColumn, board_rows, pipeline_columns
 from app.leads.cache import BoardCache
@@ -29,6 +27,8 @@ from app.leads.changes import StatusError
 from app.leads.export import csv_rows
 from app.leads.queries import LeadRow, lead_details, lead_row
 from app.leads.timeline import TimelinePage, timeline
+from app.live.broker import Broker
+from app.live.outbox import Change, latest_change_id
 from app.notes.services import NoteError
 from app.reconcile.health import FeedHealth, feed_health
 from app.settings import Settings

@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.broker import Broker
 from app.db import Database
+from app.live.broker import Broker
 from app.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -29,11 +29,11 @@ from typing import Any
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.broker import Broker
 from app.db import Database, utcnow
-from app.events import Change, add_changes
 from app.i18n import DEFAULT_LANGUAGE, N_, translations
 from app.leads.models import Contact
+from app.live.broker import Broker
+from app.live.outbox import Change, add_changes
 from app.notes.models import Note
 from app.reconcile.models import ReconciliationRun
 from app.workspaces.models import Workspace

@@ -16,14 +16,14 @@ from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.broker import Broker
 from app.db import Database, savepoint, utcnow
-from app.events import LEAD_CHANGED, Change, add_change
 from app.ingest.records import LeadRef
 from app.leads import statements as st
 from app.leads.changes import BOT, bot_may_set_status, history_row, record_history
 from app.leads.models import Contact
 from app.leads.services import SEARCH_FIELDS, find_or_create_contact, refresh_search_text
+from app.live.broker import Broker
+from app.live.outbox import LEAD_CHANGED, Change, add_change
 from app.phones import normalize_phone
 from app.prepared import Prepared
 from app.sarah.models import SarahState

@@ -27,6 +27,9 @@
           if (ev.lastEventId) lastEventId = ev.lastEventId;
         });
       });
+      // The server says how current this stream is: live, catching-up (more than a second
+      // behind) or delayed (it cannot hear the other app processes; changes come seconds late).
+      source.addEventListener("status", function (ev) { setLive(ev.data); });
       return source;
     };
   }
@@ -40,12 +43,19 @@
     var root = live();
     if (!el) return;
     el.dataset.state = state;
-    var label = root && root.dataset["label" + state.charAt(0).toUpperCase() + state.slice(1)];
+    var key = "label" + state.replace(/(^|-)(\w)/g, function (_, _dash, c) { return c.toUpperCase(); });
+    var label = root && root.dataset[key];
     el.querySelector(".label").textContent = label || state;
     if (banner) banner.hidden = state !== "down";
+    var delayed = document.getElementById("delayed-banner");
+    if (delayed) delayed.hidden = state !== "delayed";
     document.body.dataset.live = state;
   }
-  document.addEventListener("htmx:sseOpen", function () { setLive("live"); });
+  // An open stream is not yet "live": the server's first status event says whether it is.
+  document.addEventListener("htmx:sseOpen", function () {
+    var el = document.getElementById("live-status");
+    if (el && el.dataset.state === "down") setLive("connecting");
+  });
   document.addEventListener("htmx:sseError", function () { setLive("down"); });
   document.addEventListener("htmx:sseClose", function () { setLive("down"); });
   window.addEventListener("offline", function () { setLive("down"); });

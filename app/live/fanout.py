@@ -1,0 +1,308 @@
+"""One process's browsers, and how a change reaches all of them at about the cost of a socket write.
+
+The hub hands every change to `Fanout.on_change` once. Changes that arrive together are handled as
+one burst per workspace: each changed lead is rendered once per variant (language, time zone) in
+use, as SSE bytes (app/live/render.py), and those same bytes are put in the backlog of every
+browser of that variant (app/live/backlog.py, which coalesces). Each browser's stream is one
+coroutine that sleeps until its backlog has something and writes it in one chunk, straight to the
+server's `send` (app/live/stream.py): no queue, no per-event future per browser, no middleware.
+
+The connection status each browser shows is decided here and sent as an SSE `status` event:
+`delayed` while this process cannot hear other processes (its Redis subscription is down; the log
+tail fills in, seconds late), `catching-up` while a burst is handled more than `behind_seconds`
+after it arrived or a browser's own backlog waits that long (a slow socket), else `live`.
+Pings are one shared tick that puts the same comment in every backlog. A backlog that has waited
+`stale_seconds` becomes a refresh: the browser reloads its view instead of a stream of old rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Hashable
+from typing import Final
+
+from sse_starlette import ServerSentEvent
+from sse_starlette.sse import AppStatus
+
+from app.live.backlog import Backlog
+from app.live.outbox import Change
+from app.live.render import LiveRenderer
+
+log = logging.getLogger(__name__)
+
+Variant = tuple[str, str]  # (language, time zone): browsers that are sent the same bytes
+LIVE: Final = "live"
+CATCHING_UP: Final = "catching-up"
+DELAYED: Final = "delayed"
+STATUS_EVENTS: Final = {
+    state: ServerSentEvent(data=state, event="status").encode()
+    for state in (LIVE, CATCHING_UP, DELAYED)
+}
+PING: Final = b": ping\r\n\r\n"
+TICK_SECONDS: Final = 0.5
+
+
+class Connection:
+    """One browser's stream: its backlog and the coroutine that writes it."""
+
+    __slots__ = ("_waiter", "backlog", "behind", "closed", "status", "variant", "workspace_id")
+
+    def __init__(self, workspace_id: int, variant: Variant, *, limit: int = 200) -> None:
+        self.workspace_id = workspace_id
+        self.variant = variant
+        self.backlog = Backlog(limit)
+        self.status = ""  # the status this browser was last given
+        self.closed = False
+        self.behind = False  # its own backlog waited too long (a slow socket)
+        self._waiter: asyncio.Future[None] | None = None
+
+    def offer(self, key: Hashable, data: bytes, now: float, event_id: int = 0) -> None:
+        self.backlog.put(key, data, now, event_id)
+        self._wake()
+
+    def set_status(self, state: str, now: float) -> None:
+        if state != self.status:
+            self.status = state
+            self.offer("status", STATUS_EVENTS[state], now)
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def write_until_closed(self, send: object, fanout: Fanout) -> None:
+        """Write the backlog whenever it has something, until the browser or the server leaves."""
+        loop = asyncio.get_running_loop()
+        write = send  # an ASGI send callable
+        while not self.closed:
+            if not len(self.backlog):
+                self._waiter = loop.create_future()
+                await self._waiter
+                self._waiter = None
+                continue
+            chunk = self.backlog.take()
+            await write({"type": "http.response.body", "body": chunk, "more_body": True})  # type: ignore[operator]
+            if self.behind:
+                self.behind = False
+                self.set_status(fanout.state_for(self.workspace_id), time.monotonic())
+
+
+class Fanout:
+    def __init__(
+        self,
+        renderer: LiveRenderer,
+        *,
+        ping_seconds: float = 15.0,
+        backlog_limit: int = 200,
+        behind_seconds: float = 1.0,
+        stale_seconds: float = 10.0,
+        stats_delay: float = 1.0,
+    ) -> None:
+        self._renderer = renderer
+        self.ping_seconds = ping_seconds
+        self.backlog_limit = backlog_limit
+        self.behind_seconds = behind_seconds
+        self.stale_seconds = stale_seconds
+        self.stats_delay = stats_delay
+        self._by_workspace: dict[int, dict[Variant, set[Connection]]] = {}
+        self._pending: dict[int, dict[int | None, tuple[Change, float]]] = {}
+        self._lagging: set[int] = set()  # workspaces whose burst is handled late
+        self._flush_task: asyncio.Task[None] | None = None
+        self._stats_due: dict[int, float] = {}  # workspace -> when its trailing stats are due
+        self._ticker: asyncio.Task[None] | None = None
+        self.delayed = False
+        self.closing = False
+
+    # -- connections ------------------------------------------------------------------------
+    def connect(self, workspace_id: int, variant: Variant) -> Connection:
+        conn = Connection(workspace_id, variant, limit=self.backlog_limit)
+        self._by_workspace.setdefault(workspace_id, {}).setdefault(variant, set()).add(conn)
+        conn.set_status(self.state_for(workspace_id), time.monotonic())
+        return conn
+
+    def disconnect(self, conn: Connection) -> None:
+        variants = self._by_workspace.get(conn.workspace_id)
+        if variants is None:
+            return
+        conns = variants.get(conn.variant)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del variants[conn.variant]
+        if not variants:
+            del self._by_workspace[conn.workspace_id]
+
+    @property
+    def connection_count(self) -> int:
+        return sum(len(c) for v in self._by_workspace.values() for c in v.values())
+
+    def _connections(self, workspace_id: int | None = None) -> list[Connection]:
+        groups = (
+            self._by_workspace.values()
+            if workspace_id is None
+            else [self._by_workspace.get(workspace_id, {})]
+        )
+        return [conn for variants in groups for conns in variants.values() for conn in conns]
+
+    # -- state ------------------------------------------------------------------------------
+    def state_for(self, workspace_id: int) -> str:
+        if self.delayed:
+            return DELAYED
+        return CATCHING_UP if workspace_id in self._lagging else LIVE
+
+    def on_receiving(self, receiving: bool) -> None:
+        """The hub's state: False while this process cannot hear other processes."""
+        self.delayed = not receiving
+        now = time.monotonic()
+        for conn in self._connections():
+            conn.set_status(self.state_for(conn.workspace_id), now)
+
+    def set_delayed(self, delayed: bool) -> None:
+        self.on_receiving(not delayed)
+
+    # -- changes ----------------------------------------------------------------------------
+    def on_change(self, change: Change) -> None:
+        if change.workspace_id not in self._by_workspace:
+            return  # no browser of that workspace here
+        burst = self._pending.setdefault(change.workspace_id, {})
+        waiting = burst.get(change.contact_id)
+        now = time.monotonic()
+        if waiting is None or waiting[0].id < change.id:
+            burst[change.contact_id] = (change, waiting[1] if waiting else now)
+        if self._flush_task is None or self._flush_task.done():
+            self._flush_task = asyncio.get_running_loop().create_task(self._flush())
+
+    async def drain(self) -> None:
+        """Wait until every change handed in so far is in the backlogs."""
+        while self._flush_task is not None and not self._flush_task.done():
+            await asyncio.shield(self._flush_task)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, {}
+            for workspace_id, entries in batch.items():
+                try:
+                    await self._send_burst(workspace_id, entries)
+                except Exception:
+                    log.exception("live update for workspace %s failed", workspace_id)
+
+    async def _send_burst(
+        self, workspace_id: int, entries: dict[int | None, tuple[Change, float]]
+    ) -> None:
+        variants = self._by_workspace.get(workspace_id)
+        if not variants:
+            return
+        now = time.monotonic()
+        late = now - min(received for _, received in entries.values()) > self.behind_seconds
+        if late and workspace_id not in self._lagging:
+            self._lagging.add(workspace_id)
+            self._announce(workspace_id)
+        changes = sorted((change for change, _ in entries.values()), key=lambda c: c.id)
+        keys = [(change, variant) for change in changes for variant in tuple(variants)]
+        events = await asyncio.gather(
+            *(self._renderer.render(change, tz, lang) for change, (lang, tz) in keys)
+        )
+        now = time.monotonic()
+        for (change, variant), event in zip(keys, events, strict=True):
+            if event is None:
+                continue
+            key = ("lead", change.contact_id)
+            for conn in tuple(variants.get(variant, ())):
+                conn.offer(key, event.wire, now, change.id)
+        self._stats_due.setdefault(workspace_id, now + self.stats_delay)
+        if workspace_id in self._lagging and not self._pending.get(workspace_id):
+            self._lagging.discard(workspace_id)
+            self._announce(workspace_id)
+
+    def _announce(self, workspace_id: int) -> None:
+        state, now = self.state_for(workspace_id), time.monotonic()
+        for conn in self._connections(workspace_id):
+            conn.set_status(state, now)
+
+    async def _send_stats(self, workspace_id: int, newer_than: float) -> None:
+        """The stats header alone, counted after the burst (the header sent with a row may come
+        from a count a moment older)."""
+        variants = self._by_workspace.get(workspace_id)
+        if not variants:
+            return
+        for (lang, tz), conns in tuple(variants.items()):
+            data = await self._renderer.stats_event(workspace_id, tz, lang, newer_than)
+            wire = ServerSentEvent(data=data, event="stats").encode()
+            now = time.monotonic()
+            for conn in tuple(conns):
+                conn.offer("stats", wire, now)
+
+    # -- the shared tick: pings, stale backlogs, trailing stats, shutdown ---------------------
+    async def start(self) -> None:
+        self._ticker = asyncio.create_task(self._tick_forever(), name="live-fanout-tick")
+
+    async def stop(self) -> None:
+        self.close_all()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._ticker
+        if self._flush_task is not None:
+            self._flush_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._flush_task
+
+    def close_all(self) -> None:
+        """End every stream cleanly (server shutdown: browsers reconnect to the next process)."""
+        self.closing = True
+        for conn in self._connections():
+            conn.close()
+
+    async def _tick_forever(self) -> None:
+        last_ping = time.monotonic()
+        while True:
+            await asyncio.sleep(min(TICK_SECONDS, self.ping_seconds))
+            if _server_is_exiting():
+                self.close_all()
+                continue
+            now = time.monotonic()
+            ping = now - last_ping >= self.ping_seconds
+            if ping:
+                last_ping = now
+            try:
+                self._tick(now, ping=ping)
+            except Exception:
+                log.exception("live fan-out tick failed")
+
+    def _tick(self, now: float, *, ping: bool) -> None:
+        for conn in self._connections():
+            since = conn.backlog.since
+            if since is not None:
+                waited = now - since
+                if waited > self.stale_seconds and not conn.backlog.refreshing:
+                    conn.backlog.overflow(now)
+                if waited > self.behind_seconds and not conn.behind:
+                    conn.behind = True
+                    conn.set_status(CATCHING_UP, now)
+            if ping:
+                conn.offer("ping", PING, now)
+        for workspace_id, due in tuple(self._stats_due.items()):
+            if now >= due:
+                del self._stats_due[workspace_id]
+                asyncio.get_running_loop().create_task(
+                    self._send_stats(workspace_id, due - self.stats_delay)
+                )
+
+
+def _server_is_exiting() -> bool:
+    """uvicorn is shutting down: it waits for open responses, so streams must end first.
+    sse-starlette's AppStatus is set by its patch of uvicorn's exit handler; the bound handler
+    uvicorn installed may predate the patch, so its server's flag is read too."""
+    if AppStatus.should_exit:
+        return True
+    handler = signal.getsignal(signal.SIGTERM)
+    server = getattr(handler, "__self__", None)
+    return bool(getattr(server, "should_exit", False))
