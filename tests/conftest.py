@@ -81,6 +81,23 @@ def redis_url() -> Iterator[str]:
     proc.wait(timeout=10)
 
 
+@pytest.fixture
+def restartable_redis() -> Iterator[tuple[int, list[subprocess.Popen[bytes]], object]]:
+    """A private redis-server a test may kill and start again on the same port:
+    (port, the processes started so far, start())."""
+    port = free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        procs.append(start_redis(port))
+
+    start()
+    yield port, procs, start
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
 # -- Databases -----------------------------------------------------------------------------------
 def _postgres_admin_url() -> str:
     return os.environ.get("TEST_POSTGRES_URL", DEFAULT_PG)

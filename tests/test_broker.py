@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Callable, Iterator
-
-import pytest
+from collections.abc import Callable
 
 from app.live.broker import QUEUE_SIZE, RESYNC, Broker, RedisBroker
 from app.live.outbox import Change
-from tests.conftest import free_port, start_redis
 
 
 async def wait_until(condition: Callable[[], bool], limit: float = 5.0) -> None:
@@ -62,21 +59,6 @@ async def test_redis_fans_out_across_processes(redis_url: str) -> None:
     finally:
         await app_a.stop()
         await app_b.stop()
-
-
-@pytest.fixture
-def restartable_redis() -> Iterator[tuple[int, list[subprocess.Popen[bytes]], object]]:
-    port = free_port()
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start() -> None:
-        procs.append(start_redis(port))
-
-    start()
-    yield port, procs, start
-    for proc in procs:
-        proc.kill()
-        proc.wait()
 
 
 async def test_redis_outage_falls_back_locally_then_resyncs(

@@ -45,8 +45,11 @@ class Backlog:
         """
         items = self._items
         if REFRESH_KEY in items and key != "status":
-            # A refresh reloads everything: rows put in after it would show nothing new.
-            self.newest_id = max(self.newest_id, event_id)
+            # A refresh reloads everything: rows put in after it would show nothing new; the
+            # browser's position moves on to them.
+            if event_id > self.newest_id:
+                self.newest_id = event_id
+                items[REFRESH_KEY] = (event_id, refresh_event(event_id))
             return
         waiting = items.pop(key, None)
         if waiting is not None and waiting[0] > event_id:
