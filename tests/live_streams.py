@@ -11,6 +11,7 @@ from typing import Any
 
 from app.live.pipeline import LivePipeline
 from app.live.stream import EventStreamResponse
+from app.live.views import LiveView
 from app.workspaces.models import Workspace
 
 
@@ -52,10 +53,11 @@ class OpenStream:
         last_id: int | None = None,
         lang: str = "en",
         replay_limit: int = 500,
+        view: LiveView | None = None,
     ) -> None:
         assert workspace.id is not None
         self.live = live
-        self.conn = live.fanout.connect(workspace.id, (lang, workspace.timezone))
+        self.conn = live.fanout.connect(workspace.id, (lang, workspace.timezone), view)
         self.response = EventStreamResponse(
             live.fanout,
             self.conn,

@@ -29,6 +29,7 @@ from app.leads.queries import LeadRow, lead_details, lead_row
 from app.leads.timeline import TimelinePage, timeline
 from app.live.broker import Broker
 from app.live.outbox import Change, latest_change_id
+from app.live.views import live_view_key
 from app.notes.services import NoteError
 from app.reconcile.health import FeedHealth, feed_health
 from app.settings import Settings
@@ -88,6 +89,7 @@ class BoardController(Controller):
             facets=facets,
             oob=False,
             last_event_id=last_event_id,
+            live_view=live_view_key(query),
             webhook_url=f"{settings.public_url}/webhooks/kapso",
         )
 

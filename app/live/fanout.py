@@ -31,6 +31,7 @@ from sse_starlette.sse import AppStatus
 from app.live.backlog import Backlog
 from app.live.outbox import Change
 from app.live.render import LiveRenderer
+from app.live.views import LiveView, ViewRenderer
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +50,23 @@ TICK_SECONDS: Final = 0.5
 class Connection:
     """One browser's stream: its backlog and the coroutine that writes it."""
 
-    __slots__ = ("_waiter", "backlog", "behind", "closed", "status", "variant", "workspace_id")
+    __slots__ = (
+        "_waiter",
+        "backlog",
+        "behind",
+        "closed",
+        "status",
+        "variant",
+        "view_key",
+        "workspace_id",
+    )
 
-    def __init__(self, workspace_id: int, variant: Variant, *, limit: int = 200) -> None:
+    def __init__(
+        self, workspace_id: int, variant: Variant, *, limit: int = 200, view_key: str | None = None
+    ) -> None:
         self.workspace_id = workspace_id
         self.variant = variant
+        self.view_key = view_key  # the server-kept view it shows (app/live/views.py), if any
         self.backlog = Backlog(limit)
         self.status = ""  # the status this browser was last given
         self.closed = False
@@ -95,18 +108,38 @@ class Connection:
                 self.set_status(fanout.state_for(self.workspace_id), time.monotonic())
 
 
+class ViewGroup:
+    """The browsers of one server-kept view, and what the view showed when last read."""
+
+    __slots__ = ("changed", "conns", "dirty", "last_run", "previous", "task", "view")
+
+    def __init__(self, view: LiveView) -> None:
+        self.view = view
+        self.conns: dict[Variant, set[Connection]] = {}
+        self.changed: set[int] = set()  # leads changed since the view was last read
+        self.previous: list[int] | None = None  # the ids it showed then
+        self.dirty = False
+        self.task: asyncio.Task[None] | None = None
+        self.last_run = 0.0
+
+
 class Fanout:
     def __init__(
         self,
         renderer: LiveRenderer,
+        views: ViewRenderer | None = None,
         *,
         ping_seconds: float = 15.0,
         backlog_limit: int = 200,
         behind_seconds: float = 1.0,
         stale_seconds: float = 10.0,
         stats_delay: float = 1.0,
+        view_seconds: float = 0.25,
     ) -> None:
         self._renderer = renderer
+        self._view_renderer = views
+        self.view_seconds = view_seconds  # a view is read at most this often, however busy
+        self._views: dict[int, dict[str, ViewGroup]] = {}
         self.ping_seconds = ping_seconds
         self.backlog_limit = backlog_limit
         self.behind_seconds = behind_seconds
@@ -122,13 +155,42 @@ class Fanout:
         self.closing = False
 
     # -- connections ------------------------------------------------------------------------
-    def connect(self, workspace_id: int, variant: Variant) -> Connection:
-        conn = Connection(workspace_id, variant, limit=self.backlog_limit)
+    def connect(
+        self, workspace_id: int, variant: Variant, view: LiveView | None = None
+    ) -> Connection:
+        if self._view_renderer is None:
+            view = None
+        conn = Connection(
+            workspace_id,
+            variant,
+            limit=self.backlog_limit,
+            view_key=view.key if view is not None else None,
+        )
         self._by_workspace.setdefault(workspace_id, {}).setdefault(variant, set()).add(conn)
+        if view is not None:
+            group = self._views.setdefault(workspace_id, {}).get(view.key)
+            if group is None:
+                group = self._views[workspace_id][view.key] = ViewGroup(view)
+            group.conns.setdefault(variant, set()).add(conn)
         conn.set_status(self.state_for(workspace_id), time.monotonic())
         return conn
 
     def disconnect(self, conn: Connection) -> None:
+        if conn.view_key is not None:
+            groups = self._views.get(conn.workspace_id, {})
+            group = groups.get(conn.view_key)
+            if group is not None:
+                members = group.conns.get(conn.variant)
+                if members is not None:
+                    members.discard(conn)
+                    if not members:
+                        del group.conns[conn.variant]
+                if not group.conns:
+                    del groups[conn.view_key]
+                    if group.task is not None:
+                        group.task.cancel()
+            if not groups:
+                self._views.pop(conn.workspace_id, None)
         variants = self._by_workspace.get(conn.workspace_id)
         if variants is None:
             return
@@ -218,9 +280,47 @@ class Fanout:
             for conn in tuple(variants.get(variant, ())):
                 conn.offer(key, event.wire, now, change.id)
         self._stats_due.setdefault(workspace_id, now + self.stats_delay)
+        self.touch_views(workspace_id, {c.contact_id for c in changes if c.contact_id is not None})
         if workspace_id in self._lagging and not self._pending.get(workspace_id):
             self._lagging.discard(workspace_id)
             self._announce(workspace_id)
+
+    # -- server-kept views ---------------------------------------------------------------
+    def touch_views(self, workspace_id: int, changed: set[int], only: str | None = None) -> None:
+        """These leads changed: read the workspace's views again (`only`: that one), soon."""
+        for key, group in tuple(self._views.get(workspace_id, {}).items()):
+            if only is not None and key != only:
+                continue
+            group.changed |= changed
+            group.dirty = True
+            if group.task is None or group.task.done():
+                group.task = asyncio.get_running_loop().create_task(
+                    self._run_view(workspace_id, group)
+                )
+
+    async def _run_view(self, workspace_id: int, group: ViewGroup) -> None:
+        assert self._view_renderer is not None
+        while group.dirty and group.conns:
+            wait = group.last_run + self.view_seconds - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)  # changes meanwhile join this read
+            group.dirty = False
+            changed, group.changed = group.changed, set()
+            group.last_run = time.monotonic()
+            try:
+                data = await self._view_renderer.read(workspace_id, group.view)
+                ids: list[int] | None = None
+                now = time.monotonic()
+                for (lang, tz), conns in tuple(group.conns.items()):
+                    wire, ids = self._view_renderer.render(
+                        group.view, data, lang=lang, tz=tz, changed=changed, previous=group.previous
+                    )
+                    for conn in tuple(conns):
+                        conn.offer("view", wire, now)
+                if ids is not None:
+                    group.previous = ids
+            except Exception:
+                log.exception("live view %s of workspace %s failed", group.view.key, workspace_id)
 
     def _announce(self, workspace_id: int) -> None:
         state, now = self.state_for(workspace_id), time.monotonic()

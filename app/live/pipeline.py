@@ -13,6 +13,7 @@ from app.live.broker import Broker, create_broker
 from app.live.fanout import Fanout
 from app.live.render import LiveRenderer
 from app.live.tail import LogTail
+from app.live.views import ViewRenderer
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ class LivePipeline:
     ) -> None:
         self.broker = broker or create_broker(redis_url)
         self.renderer = LiveRenderer(db, env, cache)
-        self.fanout = Fanout(self.renderer, ping_seconds=ping_seconds)
+        self.fanout = Fanout(self.renderer, ViewRenderer(db, env, cache), ping_seconds=ping_seconds)
         hub = self.broker.hub
         self.tail = LogTail(db, hub.deliver)
         hub.listen(self.fanout.on_change, self._on_receiving)

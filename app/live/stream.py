@@ -32,6 +32,7 @@ from app.i18n import current_language
 from app.live.fanout import Connection, Fanout
 from app.live.outbox import changes_after, latest_change_id, oldest_change_id
 from app.live.render import LiveRenderer
+from app.live.views import live_view
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -71,9 +72,10 @@ async def replay(
     tz: str,
     last_id: int,
     limit: int,
-) -> None:
+) -> set[int]:
     """Put what the browser missed since `last_id` in its backlog: one row per lead, or a refresh
-    when that is more than `limit` events or the log was trimmed past it."""
+    when that is more than `limit` events or the log was trimmed past it. Returns the leads
+    replayed."""
     ws, lang = conn.workspace_id, conn.variant[0]
     oldest, newest, missed = await db.read(
         lambda c: (
@@ -87,12 +89,13 @@ async def replay(
         # Too much to replay one by one: the browser reloads its view, which is cheaper.
         conn.backlog.newest_id = max(conn.backlog.newest_id, newest)
         conn.backlog.overflow(time.monotonic())
-        return
+        return set()
     latest_per_lead = {change.contact_id: change for change in missed}  # the newest per lead
     for change in sorted(latest_per_lead.values(), key=lambda c: c.id):
         event = await renderer.render(change, tz, lang)
         if event is not None:
             conn.offer(("lead", change.contact_id), event.wire, time.monotonic(), change.id)
+    return {cid for cid in latest_per_lead if cid is not None}
 
 
 class EventStreamResponse(ASGIResponse):
@@ -140,7 +143,7 @@ class EventStreamResponse(ASGIResponse):
             await raw({"type": "http.response.body", "body": HELLO, "more_body": True})
             if self._last_id is not None:
                 try:
-                    await replay(
+                    replayed = await replay(
                         self._db,
                         self._renderer,
                         conn,
@@ -148,6 +151,8 @@ class EventStreamResponse(ASGIResponse):
                         last_id=self._last_id,
                         limit=self._replay_limit,
                     )
+                    if replayed and conn.view_key is not None:
+                        self._fanout.touch_views(conn.workspace_id, replayed, only=conn.view_key)
                 except Exception:  # the database is away: live changes still flow
                     log.exception("replay after event %s failed; the view refreshes", self._last_id)
                     conn.backlog.overflow(time.monotonic())
@@ -175,6 +180,7 @@ async def events_stream(
     settings: NamedDependency[Settings],
     viewer: NamedDependency[Viewer],
     after: FromQuery[str | None] = None,
+    view: FromQuery[str | None] = None,
 ) -> EventStreamResponse:
     """Only the signed-in member's workspace: a crafted Last-Event-ID replays nothing else."""
     workspace = viewer.workspace
@@ -183,7 +189,8 @@ async def events_stream(
     if last_id is None:
         last_id = _parse_event_id(after)
     # Join the fan-out now, before the response starts: changes from here on reach this browser.
-    conn = fanout.connect(workspace.id, (current_language.get(), workspace.timezone))
+    shown = live_view(view, viewer.user_id, settings.board_page_size)
+    conn = fanout.connect(workspace.id, (current_language.get(), workspace.timezone), shown)
     if fanout.closing:
         conn.close()
     return EventStreamResponse(

@@ -30,6 +30,7 @@
       // The server says how current this stream is: live, catching-up (more than a second
       // behind) or delayed (it cannot hear the other app processes; changes come seconds late).
       source.addEventListener("status", function (ev) { setLive(ev.data); });
+      source.addEventListener("view", function (ev) { applyView(ev.data); });
       return source;
     };
   }
@@ -73,6 +74,97 @@
     }, 400);
   }
 
+  // A new view is a new stream, resumed from the position the new fragment was read at (its
+  // sse-connect URL), not from the last event the old view's stream saw.
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var target = evt.detail && evt.detail.target;
+    if (target && target.id === "board-view") lastEventId = null;
+  });
+
+  function csrfToken() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || ""; }
+    catch (e) { return ""; }
+  }
+
+  function fragment(html) {
+    var t = document.createElement("template");
+    t.innerHTML = html;
+    return t.content;
+  }
+
+  function flash(row) {
+    row.classList.remove("flash");
+    void row.offsetWidth;
+    row.classList.add("flash");
+  }
+
+  // A server-kept view (filtered, sorted, the pipeline): the server read it once for every
+  // browser on it and says which leads it shows now. Rows already here are moved, never
+  // re-created, so a selection or an open menu in them stays.
+  var pendingPipeline = null;
+  function applyView(raw) {
+    var v = view();
+    var data;
+    try { data = JSON.parse(raw); } catch (e) { return; }
+    if (!v || v.dataset.liveView !== data.view) return; // a view this page has left
+    if (data.pipeline !== undefined) { swapPipeline(data.pipeline); return; }
+    var tbody = document.getElementById("lead-rows");
+    if (!tbody) return;
+    var fresh = {};
+    Array.prototype.forEach.call(fragment(data.rows || "").querySelectorAll("tr.lead-row"), function (tr) {
+      fresh[tr.id.slice(5)] = tr;
+    });
+    var wanted = {};
+    data.ids.forEach(function (id) { wanted[id] = true; });
+    Array.prototype.slice.call(tbody.rows).forEach(function (tr) {
+      if (!wanted[tr.id.slice(5)]) tr.remove();
+    });
+    var missing = false;
+    var cursor = tbody.firstElementChild;
+    data.ids.forEach(function (id) {
+      var current = document.getElementById("lead-" + id);
+      var row = fresh[id] || current;
+      if (!row) { missing = true; return; }
+      var renewed = Boolean(fresh[id]);
+      if (renewed && current) {
+        if (current.contains(document.activeElement)) { row = current; renewed = false; } // never from under focus
+        else {
+          if (current.classList.contains("selected")) { row.classList.add("selected"); row.setAttribute("aria-selected", "true"); }
+          current.replaceWith(row);
+          if (cursor === current) cursor = row;
+        }
+      }
+      if (row === cursor) cursor = cursor.nextElementSibling;
+      else tbody.insertBefore(row, cursor);
+      if (renewed) { flash(row); tick(row); toastIfHot(row.outerHTML, row); }
+    });
+    var empty = document.getElementById("empty-state");
+    if (empty && data.ids.length) empty.remove();
+    var next = v.querySelector("a[rel=next]");
+    if (next && data.next) { next.setAttribute("href", data.next); next.setAttribute("hx-get", data.next); }
+    // A lead this page never had and the server did not send (this page was read between two
+    // of the server's reads): fetch the view once.
+    if (missing || (!data.ids.length && !empty)) scheduleRefresh(v, "refresh-view");
+  }
+
+  function swapPipeline(html) {
+    var old = document.getElementById("pipeline");
+    if (!old) return;
+    // Never while a card is dragged or a status menu is open: after that.
+    if (dragged || old.contains(document.activeElement)) { pendingPipeline = html; return; }
+    pendingPipeline = null;
+    var next = fragment(html).firstElementChild;
+    if (!next) return;
+    var token = csrfToken();
+    next.querySelectorAll("input[name=_csrf_token]").forEach(function (input) { input.value = token; });
+    old.replaceWith(next);
+    htmx.process(next);
+    tick(next);
+  }
+  document.addEventListener("focusout", function () {
+    setTimeout(function () { if (pendingPipeline !== null) swapPipeline(pendingPipeline); }, 0);
+  });
+
   // Before htmx inserts a row: decide whether this view shows it, and drop its old copy.
   document.addEventListener("htmx:sseBeforeMessage", function (evt) {
     var ev = evt.detail;
@@ -87,12 +179,26 @@
     var v = view();
     if (!v) { evt.preventDefault(); return; }
     if (v.dataset.view === "pipeline") {
-      evt.preventDefault();
-      scheduleRefresh(v, "refresh-view");
+      evt.preventDefault(); // the server's view event brings the columns
       toastIfHot(ev.data);
       return;
     }
     var existing = id && document.getElementById("lead-" + id);
+    if (v.dataset.liveView) {
+      // Where the row belongs is the server's view event's to say; here it is only updated.
+      evt.preventDefault();
+      if (existing && !existing.contains(document.activeElement)) {
+        var row = fragment(ev.data).querySelector("tr.lead-row");
+        if (row) {
+          if (existing.classList.contains("selected")) { row.classList.add("selected"); row.setAttribute("aria-selected", "true"); }
+          existing.replaceWith(row);
+          flash(row);
+          tick(row);
+        }
+      }
+      toastIfHot(ev.data, existing || undefined);
+      return;
+    }
     if (v.dataset.liveInsert !== "true" && !existing) {
       // A filtered or re-sorted view: membership may have changed; reload it (cheap, keyset).
       evt.preventDefault();
@@ -121,9 +227,7 @@
     if (next !== row.nextElementSibling) tbody.insertBefore(row, next);
     var size = parseInt(v.dataset.pageSize, 10) || 50;
     while (tbody.rows.length > size) tbody.deleteRow(tbody.rows.length - 1);
-    row.classList.remove("flash");
-    void row.offsetWidth;
-    row.classList.add("flash");
+    flash(row);
     tick(row);
     toastIfHot(ev.data, row);
   });
@@ -245,6 +349,7 @@
   document.addEventListener("dragend", function () {
     if (dragged) dragged.classList.remove("dragging");
     dragged = null;
+    if (pendingPipeline !== null) setTimeout(function () { swapPipeline(pendingPipeline); }, 0);
     document.querySelectorAll(".pipeline-col.drop-target").forEach(function (c) { c.classList.remove("drop-target"); });
   });
   document.addEventListener("dragover", function (e) {

@@ -1,0 +1,92 @@
+"""Views the server keeps current: which they are, and one read per view per burst for all of
+its browsers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from app.db import Database
+from app.ingest.samples import SampleLead, inbound_message, sign
+from app.ingest.services import IngestService, WorkspaceDirectory
+from app.leads.board import BoardQuery
+from app.leads.cache import BoardCache
+from app.live.pipeline import LivePipeline
+from app.live.views import LiveView, ViewRenderer, live_view, live_view_key
+from app.templating import create_environment
+from app.workspaces.models import Workspace
+from tests.conftest import KAPSO_SECRET, PHONE_NUMBER_ID
+from tests.live_streams import OpenStream
+
+
+@pytest.mark.parametrize(
+    ("params", "kept"),
+    [
+        ({}, None),  # the plain board: browsers place rows themselves
+        ({"status": "new"}, "status=new"),
+        ({"sort": "score"}, "sort=score"),
+        ({"view": "pipeline"}, "view=pipeline"),
+        ({"status": "new", "cursor": "abc"}, None),  # a later page: rows in place only
+    ],
+)
+def test_which_views_the_server_keeps(params: dict[str, str], kept: str | None) -> None:
+    assert live_view_key(BoardQuery.from_params(params)) == kept
+
+
+def test_owner_me_is_a_view_per_person() -> None:
+    mine, yours = live_view("owner=me", 1, 50), live_view("owner=me", 2, 50)
+    assert mine is not None and yours is not None and mine.key != yours.key
+    assert live_view("status=new", 1, 50) == LiveView(
+        key="status=new", query=BoardQuery(status="new"), user_id=1
+    )
+    assert live_view("", 1, 50) is None and live_view(None, 1, 50) is None
+
+
+class CountingViews(ViewRenderer):
+    reads = 0
+
+    async def read(self, workspace_id: int, view: LiveView) -> Any:
+        type(self).reads += 1
+        return await super().read(workspace_id, view)
+
+
+def lead(i: int) -> SampleLead:
+    return SampleLead(phone=f"62812999{i:05d}", name=f"View Lead {i}", conversation_id=f"w-{i}")
+
+
+async def deliver(service: IngestService, who: SampleLead) -> None:
+    d = sign("whatsapp.message.received", inbound_message(who, PHONE_NUMBER_ID, "hi"), KAPSO_SECRET)
+    result = await service.receive_kapso({k.lower(): v for k, v in d.headers.items()}, d.body)
+    assert result.outcome.value == "processed"
+
+
+async def test_one_read_per_view_per_burst_for_all_its_browsers(
+    db: Database, workspace: Workspace
+) -> None:
+    env = create_environment()
+    live = LivePipeline(db, env, BoardCache(db), redis_url=None)
+    CountingViews.reads = 0
+    live.fanout._view_renderer = CountingViews(db, env, BoardCache(db))
+    await live.start()
+    ingest = IngestService(db, live.broker, WorkspaceDirectory(db))
+    view = live_view("status=new", None, 50)
+    assert view is not None and workspace.id is not None
+    browsers = []
+    try:
+        for _ in range(30):
+            browser = OpenStream(live, workspace, view=view)
+            await browser.__aenter__()
+            browsers.append(browser)
+        for i in range(5):  # one burst
+            await deliver(ingest, lead(i))
+        events = [json.loads((await b.next("view")).data) for b in browsers]
+    finally:
+        for browser in browsers:
+            await browser.leave()
+        await live.stop()
+    assert CountingViews.reads <= 2  # one per burst (the five may land in one or two)
+    last = events[-1]
+    assert last["view"] == "status=new" and len(last["ids"]) >= 1
+    assert all("View Lead" in e["rows"] for e in events)  # the new leads' rows came along
