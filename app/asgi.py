@@ -17,16 +17,15 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.stores.base import Store
-from litestar.stores.file import FileStore
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 from litestar.template import TemplateConfig
+from redis.asyncio import Redis
 
 from app.accounts.controllers import AuthController
 from app.accounts.web import provide_admin, provide_viewer, sign_in_redirect
 from app.api.controllers import ApiController
 from app.auth import KeyDirectory
-from app.broker import Broker, create_broker
 from app.db import Database
 from app.heap import settle
 from app.i18n import language_middleware
@@ -35,20 +34,22 @@ from app.ingest.controllers import webhook_endpoints
 from app.ingest.services import IngestService, WorkspaceDirectory
 from app.leads.cache import BoardCache
 from app.leads.controllers import BoardController, LeadController
-from app.live import LiveRenderer
+from app.live.broker import Broker
+from app.live.pipeline import LivePipeline
+from app.live.stream import events_stream, raw_send_middleware
 from app.reconcile.controllers import SyncApiController, SyncController
 from app.reconcile.scheduler import InProcessScheduler
 from app.sarah.controllers import sarah_endpoints
 from app.sarah.services import SarahService
 from app.security import (
+    FallbackStore,
     LoginThrottle,
     RateLimiter,
     rate_limit_middleware,
     security_headers_middleware,
 )
-from app.sessions import QuietSessionStore
-from app.settings import PROJECT_ROOT, Settings, get_settings
-from app.stream import events_stream
+from app.sessions import DatabaseSessionStore, QuietSessionStore
+from app.settings import Settings, get_settings
 from app.templating import create_environment
 from app.workspaces.controllers import SettingsController
 
@@ -73,38 +74,40 @@ def _internal_error(request: Request, exc: Exception) -> Response[dict[str, obje
 MACHINE_PATHS = ["^/webhooks/", "^/webhook/", "^/sarah/", "^/static/", "^/healthz"]
 
 
-def _stores(settings: Settings) -> dict[str, Store]:
-    """Sessions and throttles in Redis when set (shared by every process), else on this machine."""
+def _stores(settings: Settings, db: Database) -> dict[str, Store]:
+    """Sessions in the database on every configuration, so a Redis that is down signs nobody out
+    and fails no page. The sign-in throttle in Redis when set (shared by every process), falling
+    back to this process's memory while Redis is down; in memory without Redis."""
+    throttle: Store = MemoryStore()
     if settings.redis_url:
-        url, prefix = settings.redis_url, settings.redis_namespace
-        return {
-            "sessions": QuietSessionStore(
-                RedisStore.with_client(url=url, namespace=f"{prefix}:sessions")
+        # Short timeouts: an unreachable Redis must cost a sign-in a second at most, not the
+        # operating system's connect timeout.
+        client = Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=1)
+        throttle = FallbackStore(
+            RedisStore(
+                client,
+                namespace=f"{settings.redis_namespace}:throttle",
+                handle_client_shutdown=True,
             ),
-            "throttle": RedisStore.with_client(url=url, namespace=f"{prefix}:throttle"),
-        }
-    sessions = PROJECT_ROOT / "var" / "sessions"
-    # FileStore makes only the last directory: a fresh checkout serving a database kept elsewhere
-    # (DATABASE_URL) has no var/ yet, and every sign-in would fail.
-    sessions.mkdir(parents=True, exist_ok=True)
-    return {
-        "sessions": QuietSessionStore(FileStore(path=sessions)),
-        "throttle": MemoryStore(),
-    }
+            name="sign-in throttle",
+        )
+    return {"sessions": QuietSessionStore(DatabaseSessionStore(db)), "throttle": throttle}
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     env = create_environment()
     db = Database(settings.database_url)
-    broker = create_broker(settings.redis_url)
+    cache = BoardCache(db)
+    live = LivePipeline(
+        db, env, cache, redis_url=settings.redis_url, ping_seconds=settings.sse_ping_seconds
+    )
+    broker, renderer = live.broker, live.renderer
     directory = WorkspaceDirectory(db)
     ingest = IngestService(db, broker, directory)
-    cache = BoardCache(db)
-    renderer = LiveRenderer(db, env, cache)
     keys = KeyDirectory(db)
     sarah = SarahService(db, broker)
-    stores = _stores(settings)
+    stores = _stores(settings, db)
     throttle = LoginThrottle(stores["throttle"])
     limiter = RateLimiter(
         [
@@ -120,7 +123,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
-        await broker.start()
+        await live.start()
         # No Redis, no arq worker: this process runs the background jobs itself.
         scheduler = None if settings.redis_url else InProcessScheduler(db, broker, settings)
         if scheduler is not None:
@@ -133,8 +136,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             if scheduler is not None:
                 await scheduler.stop()
-            await broker.stop()
+            await live.stop()
             await limiter.close()
+            for store in stores.values():
+                await store.__aexit__(None, None, None)
             await db.dispose()
 
     def provide(value: object) -> Provide:
@@ -165,6 +170,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "directory": provide(directory),
             "ingest": provide(ingest),
             "renderer": provide(renderer),
+            "fanout": provide(live.fanout),
             "cache": provide(cache),
             "keys": provide(keys),
             "sarah": provide(sarah),
@@ -174,6 +180,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         stores=stores,
         middleware=[
+            raw_send_middleware,  # first: /events writes its body with the server's own send
             security_headers_middleware,
             language_middleware,
             rate_limit_middleware(limiter),
@@ -207,4 +214,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.settings = settings
     app.state.db = db
     app.state.broker = broker
+    app.state.live = live
     return app

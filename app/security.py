@@ -1,12 +1,27 @@
-"""Security headers on every response, and a sign-in throttle."""
+"""Security headers on every response, a sign-in throttle, and request rate limits.
+
+Redis only shares the throttle's and the limits' counts between processes: when it is down, both
+keep counting in this process's memory (and try Redis again every REDIS_RETRY_SECONDS), so
+sign-in and webhooks keep working.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import TypeVar
 
 from litestar.stores.base import Store
+from litestar.stores.memory import MemoryStore
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+REDIS_RETRY_SECONDS = 5.0  # after a failure, Redis is left alone this long
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -44,7 +59,8 @@ def security_headers_middleware(app: ASGIApp) -> ASGIApp:
 
 
 class LoginThrottle:
-    """Failed sign-ins per email and per client address, in a shared store (Redis when set).
+    """Failed sign-ins per email and per client address, in a shared store (Redis when set,
+    through a FallbackStore: process memory while Redis is down).
 
     After `limit` failures within `window` seconds, further attempts are refused until the window
     passes; a success clears the email's counter.
@@ -88,12 +104,87 @@ class LoginThrottle:
         await self.store.delete(self._keys(email, "")[0])
 
 
+class FallbackStore(Store):
+    """A store in Redis that keeps answering when Redis does not.
+
+    An operation that meets a Redis or connection error goes to a process-local store instead
+    (a MemoryStore unless given), and so does every operation for `retry_seconds` after it; then
+    Redis is tried again. Losing Redis is logged once, its return once. Values written while it
+    was down stay in this process's memory (for the throttle: its counts start afresh in Redis).
+    """
+
+    def __init__(
+        self,
+        primary: Store,
+        fallback: Store | None = None,
+        *,
+        name: str = "store",
+        retry_seconds: float = REDIS_RETRY_SECONDS,
+    ) -> None:
+        self.primary = primary
+        self.fallback = fallback if fallback is not None else MemoryStore()
+        self.name = name
+        self.retry_seconds = retry_seconds
+        self._down_until = 0.0
+        self._down = False
+
+    @property
+    def degraded(self) -> bool:
+        return self._down
+
+    async def _run(self, op: Callable[[Store], Awaitable[T]]) -> T:
+        now = time.monotonic()
+        if now >= self._down_until:
+            try:
+                result = await op(self.primary)
+            except (RedisError, OSError) as exc:
+                if not self._down:
+                    log.warning("%s: Redis unreachable, using process memory: %s", self.name, exc)
+                self._down = True
+                self._down_until = now + self.retry_seconds
+            else:
+                if self._down:
+                    log.info("%s: Redis reachable again", self.name)
+                    self._down = False
+                return result
+        return await op(self.fallback)
+
+    async def set(
+        self, key: str, value: str | bytes, expires_in: int | timedelta | None = None
+    ) -> None:
+        await self._run(lambda store: store.set(key, value, expires_in))
+
+    async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
+        return await self._run(lambda store: store.get(key, renew_for))
+
+    async def delete(self, key: str) -> None:
+        await self._run(lambda store: store.delete(key))
+
+    async def delete_all(self) -> None:
+        await self._run(lambda store: store.delete_all())
+
+    async def exists(self, key: str) -> bool:
+        return await self._run(lambda store: store.exists(key))
+
+    async def expires_in(self, key: str) -> int | None:
+        return await self._run(lambda store: store.expires_in(key))
+
+    async def __aenter__(self) -> None:
+        await self.primary.__aenter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.primary.__aexit__(*exc)  # type: ignore[arg-type]
+
+
 class RateLimiter:
     """Fixed-window request counters per client address and path group.
 
     In Redis (INCR + EXPIRE, one round trip) when REDIS_URL is set, so every app process shares
-    the count; in process memory otherwise. A limiter that cannot reach Redis lets requests through
-    rather than refuse a webhook.
+    the count; in process memory otherwise. A limiter that cannot reach Redis never refuses a
+    request for that: it counts in process memory (never more than the shared count, so nothing
+    the shared limit would let through is refused) and tries Redis again after
+    REDIS_RETRY_SECONDS, so a Redis that is down costs one connection attempt per interval, not
+    one per request.
     """
 
     def __init__(
@@ -110,6 +201,8 @@ class RateLimiter:
         self._memory: dict[str, int] = {}
         self._memory_window = 0
         self._redis = None
+        self._redis_down_until = 0.0
+        self._redis_down = False
         if redis_url:
             from redis.asyncio import Redis
 
@@ -128,15 +221,22 @@ class RateLimiter:
         reset = window_start + self.window - now
         limit = next(limit for prefix, limit in self.rules if prefix == group)
         key = f"{self.namespace}:rl:{group}:{client}:{window_start}"
-        if self._redis is not None:
+        if self._redis is not None and time.monotonic() >= self._redis_down_until:
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     pipe.incr(key)
                     pipe.expire(key, self.window + 1)
                     count, _ = await pipe.execute()
+            except Exception as exc:  # Redis down: count here; never refuse traffic for that
+                if not self._redis_down:
+                    log.warning("rate limits: Redis unreachable, counting in memory: %s", exc)
+                self._redis_down = True
+                self._redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
+            else:
+                if self._redis_down:
+                    log.info("rate limits: Redis reachable again")
+                    self._redis_down = False
                 return int(count) <= limit, reset
-            except Exception:  # Redis down: never refuse traffic because the limiter is blind
-                return True, reset
         if window_start != self._memory_window:
             self._memory.clear()
             self._memory_window = window_start

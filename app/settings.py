@@ -34,7 +34,7 @@ def _default_database_url() -> str:
 class Settings:
     database_url: str = field(default_factory=_default_database_url)
     redis_url: str | None = None  # unset: the in-process broker
-    redis_namespace: str = "leadboard"  # prefix of session, throttle and rate-limit keys
+    redis_namespace: str = "leadboard"  # prefix of the throttle and rate-limit keys
     secret_key: str = "dev-insecure-secret-change-me"
     public_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = 1_048_576  # Kapso batches stay far below 1 MiB

@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from app.db import Database
-from app.live.outbox import ChangeEventRow
 from app.ingest.models import WebhookInbox
 from app.leads.models import Contact, Conversation, Message
+from app.live.outbox import ChangeEventRow
 
 
 async def count(db: Database, model: Any, *where: Any) -> int:

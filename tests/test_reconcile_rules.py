@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlalchemy import insert, select, text, update
 
-from app.live.broker import Broker
 from app.db import Database
-from app.live.outbox import ChangeEventRow
 from app.leads.models import Contact
+from app.live.broker import Broker
+from app.live.outbox import ChangeEventRow
 from app.live.render import LiveRenderer
 from app.notes.models import Note
 from app.reconcile.models import ReconciliationRun

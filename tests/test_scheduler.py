@@ -13,9 +13,9 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import insert, select
 
 from app.asgi import create_app
-from app.live.broker import Broker
 from app.db import Database, utcnow
 from app.leads.models import Contact
+from app.live.broker import Broker
 from app.notes.models import Note
 from app.reconcile.models import ReconciliationRun, WorkerHeartbeat
 from app.reconcile.scheduler import IN_PROCESS_NAME, InProcessScheduler, ScheduledJob, default_jobs

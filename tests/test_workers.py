@@ -17,14 +17,14 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker
 from sqlalchemy import insert, select, text, update
 
-from app.live.broker import Broker, RedisBroker
 from app.db import Database, utcnow
-from app.live.outbox import ChangeEventRow
 from app.ingest.models import WebhookInbox
 from app.ingest.retry import MAX_ATTEMPTS, retry_delay, retry_failed_deliveries
 from app.ingest.samples import SampleLead, inbound_message, sign
 from app.ingest.services import IngestService, Outcome, WorkspaceDirectory
 from app.leads.models import Contact, Message
+from app.live.broker import Broker, RedisBroker
+from app.live.outbox import ChangeEventRow
 from app.notes.models import Note
 from app.reconcile.models import ReconciliationRun, WorkerHeartbeat
 from app.sync.models import SyncFailure
