@@ -73,7 +73,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.services import create_user
 from app.db import Database
-from app.live.outbox import latest_change_id
 from app.ingest.samples import FIRST_NAMES, INBOUND_TEXTS, LAST_NAMES, OUTBOUND_TEXTS
 from app.leads.board import (
     STATUSES,
@@ -88,6 +87,7 @@ from app.leads.cache import FACET_COLUMNS, today_start
 from app.leads.queries import board_stats, lead_details, lead_row
 from app.leads.services import preview_of, search_text_for
 from app.leads.timeline import timeline
+from app.live.outbox import latest_change_id
 from app.migrate import upgrade
 from app.sarah.rules import STATE_TO_STATUS
 

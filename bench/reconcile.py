@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import delete, insert, update
 
 from app.db import Database
-from app.live.outbox import ChangeEventRow
 from app.leads.models import Contact
+from app.live.outbox import ChangeEventRow
 from app.migrate import upgrade
 from app.notes.models import Note
 from app.reconcile.models import ReconciliationRun

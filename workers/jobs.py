@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from app.live.broker import Broker
 from app.db import Database
 from app.housekeeping import run_housekeeping
 from app.ingest.retry import retry_failed_deliveries
+from app.live.broker import Broker
 from app.reconcile.health import record_heartbeat
 from app.reconcile.services import reconcile_all
 from app.settings import Settings

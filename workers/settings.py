@@ -22,8 +22,8 @@ from typing import Any, ClassVar
 from arq.connections import RedisSettings
 from arq.cron import CronJob, cron
 
-from app.live.broker import create_broker
 from app.db import Database
+from app.live.broker import create_broker
 from app.settings import Settings, get_settings
 from workers.jobs import (
     FUNCTIONS,
