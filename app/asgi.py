@@ -27,7 +27,7 @@ from app.accounts.web import provide_admin, provide_viewer, sign_in_redirect
 from app.api.controllers import ApiController
 from app.auth import KeyDirectory
 from app.db import Database
-from app.heap import settle
+from app.heap import HeapKeeper, settle
 from app.i18n import language_middleware
 from app.i18n_controllers import switch_language
 from app.ingest.controllers import webhook_endpoints
@@ -130,6 +130,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await scheduler.start()
         if settings.freeze_heap:
             frozen = settle(env)
+            live.fanout.heap = HeapKeeper()
             log.debug("start-up heap frozen: %s objects", frozen)
         try:
             yield

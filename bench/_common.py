@@ -8,6 +8,7 @@ error, Ctrl-C or a SIGTERM sent to the benchmark never leaves a server behind.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import ctypes
@@ -16,6 +17,8 @@ import json
 import math
 import os
 import random
+import resource
+import secrets
 import shlex
 import shutil
 import signal
@@ -24,9 +27,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +57,9 @@ WEBHOOK_PATH = "/webhooks/kapso"
 PHONE_NUMBER_ID = DEMO_PHONE_NUMBER_ID
 SECRET = DEMO_WEBHOOK_SECRET
 _PR_SET_PDEATHSIG = 1
+# The PostgreSQL server the benchmarks' PostgreSQL legs use (trust auth on this machine); each leg
+# creates and drops its own database there.
+POSTGRES_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
 
 def command_line() -> str:
@@ -95,24 +102,50 @@ def _child_setup() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def raise_nofile_limit() -> int:
+    """Soft RLIMIT_NOFILE up to the hard limit (children inherit it); returns the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def rss_kb(pid: int) -> int:
+    """The process's resident set (VmRSS) in kB, from /proc; 0 if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 @dataclass
 class Child:
-    """A subprocess we started; `stop()` sends SIGTERM to it and only it (and its group)."""
+    """A subprocess we started; `stop()` sends SIGTERM to it and only it (and its group).
+
+    pipes=True: stdin and stdout are pipes (`proc.stdin`, `proc.stdout`) for a control channel;
+    stderr still goes to the log.
+    """
 
     name: str
     argv: list[str]
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    pipes: bool = False
 
     def start(self) -> None:
         env = {**os.environ, **self.env}
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             self.argv,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if self.pipes else self._log,
+            stderr=self._log if self.pipes else subprocess.STDOUT,
+            stdin=subprocess.PIPE if self.pipes else subprocess.DEVNULL,
             env=env,
             cwd=str(PROJECT_ROOT),
             preexec_fn=_child_setup,
@@ -138,6 +171,10 @@ class Child:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=5)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
         self._log.close()
 
     def log_tail(self, lines: int = 30) -> str:
@@ -205,21 +242,29 @@ def redis_server(workdir: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def leadboard_server(
-    workdir: Path, redis_url: str | None = None, *, name: str = "leadboard"
+    workdir: Path,
+    redis_url: str | None = None,
+    *,
+    name: str = "leadboard",
+    database_url: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, Child, Path]]:
     """`leadboard serve` exactly as in production, on a fresh SQLite file and a free port.
 
-    Yields (base_url, child, db_path).
+    database_url: use that database instead (an existing SQLite file, or PostgreSQL, e.g. from
+    `postgres_database()`); db_path is then the unused path of the file it would have made.
+    env: more environment for the server. Yields (base_url, child, db_path).
     """
     port = free_port()
     rundir = workdir / f"{name}-{port}"
     rundir.mkdir(parents=True)
     db_path = rundir / "db.sqlite"
     env = {
-        "DATABASE_URL": f"sqlite+aiosqlite:///{db_path}",
+        "DATABASE_URL": database_url or f"sqlite+aiosqlite:///{db_path}",
         "DEMO_WORKSPACE": "1",
         "REDIS_URL": redis_url or "",
         "PYTHONUNBUFFERED": "1",
+        **(env or {}),
     }
     argv = [str(LEADBOARD_BIN), "serve", "--host", "127.0.0.1", "--port", str(port)]
     child = Child(name, argv, rundir / "server.log", env=env)
@@ -230,6 +275,66 @@ def leadboard_server(
         yield base, child, db_path
     finally:
         child.stop()
+
+
+class PostgresUnavailable(RuntimeError):
+    """PostgreSQL did not answer (or refused to create a database): skip that leg, say why."""
+
+
+def _run_coroutine(coro: Coroutine[Any, Any, None]) -> None:
+    """Run a coroutine to the end on its own loop in a thread (callable inside a running loop)."""
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(coro)
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name="postgres-admin")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
+def _pg_execute(admin_url: str, sql: str) -> None:
+    import asyncpg
+
+    async def execute() -> None:
+        dsn = admin_url.replace("postgresql+asyncpg://", "postgresql://")
+        conn = await asyncpg.connect(dsn, timeout=5)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    _run_coroutine(execute())
+
+
+@contextlib.contextmanager
+def postgres_database(
+    admin_url: str = POSTGRES_ADMIN_URL, prefix: str = "leadboard_bench"
+) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database `<prefix>_<random>`, dropped afterwards (WITH FORCE).
+
+    Yields its SQLAlchemy URL (postgresql+asyncpg://...); raises PostgresUnavailable, with the
+    reason, when the server cannot be reached or the database cannot be created.
+    """
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    try:
+        _pg_execute(admin_url, f'CREATE DATABASE "{name}"')
+    except Exception as exc:
+        raise PostgresUnavailable(
+            f"PostgreSQL not reachable at {admin_url} ({type(exc).__name__}: {exc})"
+        ) from exc
+    try:
+        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        try:
+            _pg_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except Exception as exc:
+            print(f"could not drop PostgreSQL database {name}: {type(exc).__name__}: {exc}")
 
 
 @contextlib.contextmanager

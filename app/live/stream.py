@@ -141,6 +141,7 @@ class EventStreamResponse(ASGIResponse):
         watcher = asyncio.ensure_future(_until_disconnect(receive, conn))
         try:
             await raw({"type": "http.response.body", "body": HELLO, "more_body": True})
+            conn.start(raw)
             if self._last_id is not None:
                 try:
                     replayed = await replay(
@@ -156,7 +157,7 @@ class EventStreamResponse(ASGIResponse):
                 except Exception:  # the database is away: live changes still flow
                     log.exception("replay after event %s failed; the view refreshes", self._last_id)
                     conn.backlog.overflow(time.monotonic())
-            await conn.write_until_closed(raw, self._fanout)
+            await conn.finished()
             await raw({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
             pass  # the browser went away mid-write
