@@ -10,7 +10,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from app.asgi import create_app
-from app.heap import settle
+from app.heap import HeapKeeper, settle
 from app.settings import Settings
 from app.templating import create_environment
 from tests.conftest import make_settings
@@ -44,3 +44,27 @@ def test_freezing_is_on_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("FREEZE_HEAP", "0")
     assert not Settings.from_env().freeze_heap
     assert not make_settings("sqlite+aiosqlite:///x.db").freeze_heap
+
+
+def test_the_keeper_freezes_again_as_streams_accumulate(unfreeze: None) -> None:
+    keeper = HeapKeeper(grow_by=100, full_every=600)
+    assert not keeper.check(50, now=1.0)
+    held = [{"stream": i} for i in range(1_000)]  # what 100 new streams keep alive
+    assert keeper.check(150, now=2.0)
+    frozen = gc.get_freeze_count()
+    assert frozen >= len(held)
+    assert not keeper.check(200, now=3.0)  # 50 more: not yet
+    assert not keeper.check(120, now=4.0)  # streams closed: the mark follows them down
+    assert keeper.check(220, now=5.0)
+
+
+def test_the_keeper_thaws_and_collects_the_whole_heap_now_and_then(unfreeze: None) -> None:
+    keeper = HeapKeeper(grow_by=100, full_every=600)
+    keeper.check(0, now=1.0)
+    cycle: list[object] = []
+    cycle.append(cycle)  # garbage only the collector finds
+    gc.freeze()  # frozen with it, as a refreeze would
+    del cycle
+    before = gc.get_freeze_count()
+    assert keeper.check(0, now=700.0)
+    assert gc.get_freeze_count() < before  # the frozen garbage was collected
