@@ -13,9 +13,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.accounts.passwords import generate_password
-from app.accounts.services import ROLES, AccountError, create_user
+from app.accounts.services import ROLES, AccountError, create_user, set_password
 from app.db import Database
 from app.demo import ensure_demo
+from app.deploy import demo_wanted, deployment_problems, exposed
 from app.ingest.samples import TrafficGenerator
 from app.settings import get_settings
 from app.workspaces.models import Workspace
@@ -73,7 +74,8 @@ def serve(host: str, port: int, reload: bool, no_migrate: bool) -> None:
     settings = get_settings()
     if not no_migrate:
         upgrade(settings.database_url)
-    if settings.demo_workspace:
+    _refuse_if_unsafe(host)
+    if demo_wanted(settings, host):
         demo = asyncio.run(_ensure_demo())
         if demo is not None:
             _print_workspace(demo, f"http://{host}:{port}", created=True, sarah_key=DEMO_SARAH_KEY)
@@ -98,6 +100,47 @@ def serve(host: str, port: int, reload: bool, no_migrate: bool) -> None:
         log_level=settings.log_level.lower(),
         access_log=False,
     )
+
+
+def _unsafe(host: str) -> list[str]:
+    settings = get_settings()
+
+    async def run() -> list[str]:
+        db = Database(settings.database_url)
+        try:
+            return await deployment_problems(settings, db, host)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+def _refuse_if_unsafe(host: str) -> None:
+    problems = _unsafe(host)
+    if problems:
+        console.print(
+            f"[red]Refusing to serve on {host} (reachable beyond this machine) with what anyone "
+            "can read in the source:[/]"
+        )
+        for problem in problems:
+            console.print(f"  - {problem}")
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Where serve would listen.")
+def check(host: str) -> None:
+    """Is this configuration safe to expose? Exit 1 with the reasons when it is not."""
+    from app.migrate import upgrade
+
+    upgrade(get_settings().database_url)
+    problems = _unsafe(host)
+    for problem in problems:
+        console.print(f"[red]unsafe:[/] {problem}")
+    if problems:
+        sys.exit(1)
+    where = "loopback only" if not exposed(get_settings(), host) else f"{host}, exposed"
+    console.print(f"[green]OK[/] ({where})")
 
 
 async def _ensure_demo() -> Workspace | None:
@@ -273,6 +316,39 @@ def user_create(
                     name=name,
                 )
                 return f"{created.email} is now {role} of {ws.name}"
+        finally:
+            await db.dispose()
+
+    try:
+        console.print(f"[green]{asyncio.run(run())}[/]")
+    except AccountError as exc:
+        console.print(f"[red]{exc}[/]")
+        sys.exit(1)
+    if generated:
+        console.print(f"Password (shown once): {password}")
+
+
+@user.command("set-password")
+@click.option("--email", required=True)
+@click.option(
+    "--password", default=None, help="Prompted when omitted on a terminal, else generated."
+)
+def user_set_password(email: str, password: str | None) -> None:
+    """Give a user a new password (e.g. the demo user's published one, before exposing)."""
+    settings = get_settings()
+    generated = False
+    if password is None:
+        if sys.stdin.isatty():
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        else:
+            password, generated = generate_password(), True
+
+    async def run() -> str:
+        db = Database(settings.database_url)
+        try:
+            async with db.write() as session:
+                changed = await set_password(session, email, password or "")
+                return f"New password set for {changed.email}"
         finally:
             await db.dispose()
 

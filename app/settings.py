@@ -26,6 +26,16 @@ def _env_flag(name: str, default: bool) -> bool:
     return default if raw in (None, "") else raw not in ("0", "false", "no")
 
 
+def _env_optional_flag(name: str) -> bool | None:
+    """Unset or empty: None (the caller decides); otherwise as _env_flag."""
+    raw = os.environ.get(name)
+    return None if raw in (None, "") else raw not in ("0", "false", "no")
+
+
+# Published in the source: app/deploy.py refuses it on a server reachable beyond loopback.
+DEV_SECRET_KEY = "dev-insecure-secret-change-me"
+
+
 def _default_database_url() -> str:
     return f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'leadboard.db'}"
 
@@ -35,7 +45,7 @@ class Settings:
     database_url: str = field(default_factory=_default_database_url)
     redis_url: str | None = None  # unset: the in-process broker
     redis_namespace: str = "leadboard"  # prefix of the throttle and rate-limit keys
-    secret_key: str = "dev-insecure-secret-change-me"
+    secret_key: str = DEV_SECRET_KEY
     public_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = 1_048_576  # Kapso batches stay far below 1 MiB
     sse_ping_seconds: float = 15.0
@@ -43,7 +53,8 @@ class Settings:
     board_page_size: int = 50
     event_log_keep: int = 100_000  # change events kept for replay
     reconcile_interval_minutes: int = 60  # how often reconciliation runs (worker or in-process)
-    demo_workspace: bool = True  # create the demo workspace on first start
+    # Create the demo workspace on first start; None (unset): only on loopback (app/deploy.py).
+    demo_workspace: bool | None = None
     log_level: str = "INFO"
     rate_limit_webhooks_per_minute: int = 120_000  # per client address; Kapso sends in bursts
     rate_limit_login_per_minute: int = 30
@@ -74,7 +85,7 @@ class Settings:
             reconcile_interval_minutes=_env_int(
                 "RECONCILE_INTERVAL_MINUTES", d.reconcile_interval_minutes
             ),
-            demo_workspace=_env_flag("DEMO_WORKSPACE", d.demo_workspace),
+            demo_workspace=_env_optional_flag("DEMO_WORKSPACE"),
             log_level=os.environ.get("LOG_LEVEL", d.log_level).upper(),
             rate_limit_webhooks_per_minute=_env_int(
                 "RATE_LIMIT_WEBHOOKS_PER_MINUTE", d.rate_limit_webhooks_per_minute

@@ -38,6 +38,19 @@ async def user_by_email(session: AsyncSession, email: str) -> User | None:
     return result.scalar_one_or_none()
 
 
+async def set_password(session: AsyncSession, email: str, password: str) -> User:
+    """Give the user a new password (the command line's way to replace a known one)."""
+    user = await user_by_email(session, email)
+    if user is None:
+        raise AccountError(f"no user {normalize_email(email)!r}")
+    if len(password) < MIN_LENGTH:
+        raise AccountError(f"a password needs at least {MIN_LENGTH} characters")
+    user.password_hash = hash_password(password)
+    session.add(user)
+    await session.flush()
+    return user
+
+
 async def create_user(
     session: AsyncSession,
     *,

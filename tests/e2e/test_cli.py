@@ -117,3 +117,40 @@ async def test_demo_posts_signed_traffic_that_lands_on_the_board(server: LiveSer
         leads = conn.execute("SELECT count(*) FROM contacts").fetchone()[0]
     assert processed == 50
     assert 1 <= leads <= 5
+
+
+def test_check_and_serve_refuse_published_secrets_on_an_exposed_server(tmp_path: Path) -> None:
+    db = tmp_path / "exposed.sqlite"
+    # PUBLIC_URL is https here: reachable beyond loopback, whatever the address.
+    checked = leadboard(db, "check", SECRET_KEY="", DEMO_WORKSPACE="")
+    assert checked.returncode == 1
+    assert "SECRET_KEY is the development value" in checked.stdout
+    assert "DEMO_WORKSPACE is on" not in checked.stdout  # unset: off for an exposed server
+
+    refused = leadboard(db, "serve", "--host", "0.0.0.0", "--port", "1", SECRET_KEY="")
+    assert refused.returncode == 1 and "Refusing to serve on 0.0.0.0" in refused.stdout
+    assert "Uvicorn running" not in refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stdout + refused.stderr
+
+    safe = {"SECRET_KEY": "s" * 48, "DEMO_WORKSPACE": "0"}
+    assert leadboard(db, "check", "--host", "0.0.0.0", **safe).returncode == 0
+    # The demo's published credentials in the database are refused too: fine on loopback,
+    # refused once exposed.
+    demo_db = tmp_path / "demo.sqlite"
+    seeded = leadboard(
+        demo_db,
+        "workspace",
+        "create",
+        "--name",
+        "Demo",
+        "--kapso-phone-number-id",
+        "77",
+        "--webhook-secret",
+        "demo-webhook-secret",
+        **safe,
+    )
+    assert seeded.returncode == 0, seeded.stdout
+    local = {**safe, "PUBLIC_URL": "http://127.0.0.1:8000"}
+    assert leadboard(demo_db, "check", **local).returncode == 0
+    exposed = leadboard(demo_db, "check", "--host", "0.0.0.0", **safe)
+    assert exposed.returncode == 1 and "published demo webhook secret" in exposed.stdout
