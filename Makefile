@@ -38,11 +38,12 @@ lint: install
 	$(VENV)/bin/ruff format --check app workers tests bench
 	$(VENV)/bin/mypy app workers
 
-# Every benchmark in turn (about 15 minutes); each prints its figures and the command to rerun it.
+# Every benchmark in turn (about 35 minutes); each prints its figures and the command to rerun it.
 bench: install
 	@./scripts/system-deps.sh --bench
 	$(PY) bench/ingest.py
 	$(PY) bench/live_latency.py
+	$(PY) bench/fanout.py
 	$(PY) bench/sarah.py
 	$(PY) bench/board.py
 	$(PY) bench/reconcile.py
