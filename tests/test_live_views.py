@@ -13,8 +13,9 @@ from app.ingest.samples import SampleLead, inbound_message, sign
 from app.ingest.services import IngestService, WorkspaceDirectory
 from app.leads.board import BoardQuery
 from app.leads.cache import BoardCache
+from app.live.outbox import changes_since
 from app.live.pipeline import LivePipeline
-from app.live.views import LiveView, ViewRenderer, live_view, live_view_key
+from app.live.views import LiveView, ViewRenderer, lead_view, live_view, live_view_key
 from app.templating import create_environment
 from app.workspaces.models import Workspace
 from tests.conftest import KAPSO_SECRET, PHONE_NUMBER_ID
@@ -90,3 +91,31 @@ async def test_one_read_per_view_per_burst_for_all_its_browsers(
     last = events[-1]
     assert last["view"] == "status=new" and len(last["ids"]) >= 1
     assert all("View Lead" in e["rows"] for e in events)  # the new leads' rows came along
+
+
+async def test_a_lead_page_is_read_only_when_its_lead_changed(
+    db: Database, workspace: Workspace
+) -> None:
+    env = create_environment()
+    live = LivePipeline(db, env, BoardCache(db), redis_url=None)
+    CountingViews.reads = 0
+    live.fanout._view_renderer = CountingViews(db, env, BoardCache(db))
+    await live.start()
+    ingest = IngestService(db, live.broker, WorkspaceDirectory(db))
+    try:
+        await deliver(ingest, lead(1))
+        await deliver(ingest, lead(2))
+        await live.fanout.drain()
+        leads = await db.read(lambda c: changes_since(c, 0, 10))
+        first, second = leads[0].contact_id, leads[1].contact_id
+        assert first is not None and second is not None
+        async with OpenStream(live, workspace, view=lead_view(first, None)) as browser:
+            await deliver(ingest, lead(2))  # another lead: this page is not read
+            assert await browser.quiet("view", 0.6)
+            await deliver(ingest, lead(1))
+            event = json.loads((await browser.next("view")).data)
+    finally:
+        await live.stop()
+    assert CountingViews.reads == 1
+    assert event["lead"] == first and f"/leads/{first}/notes" in event["html"]
+    assert 'name="_csrf_token" value=""' in event["html"]  # the page puts in its own

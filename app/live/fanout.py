@@ -367,6 +367,9 @@ class Fanout:
         for key, group in tuple(self._views.get(workspace_id, {}).items()):
             if only is not None and key != only:
                 continue
+            lead_id = group.view.lead_id
+            if lead_id is not None and lead_id not in changed:
+                continue  # a lead's page changes with its lead only
             group.changed |= changed
             group.dirty = True
             if group.task is None or group.task.done():
@@ -385,6 +388,8 @@ class Fanout:
             group.last_run = time.monotonic()
             try:
                 data = await self._view_renderer.read(workspace_id, group.view)
+                if data is None:
+                    continue
                 ids: list[int] | None = None
                 now = time.monotonic()
                 for (lang, tz), conns in tuple(group.conns.items()):

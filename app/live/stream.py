@@ -32,7 +32,7 @@ from app.i18n import current_language
 from app.live.fanout import Connection, Fanout
 from app.live.outbox import changes_after, latest_change_id, oldest_change_id
 from app.live.render import LiveRenderer
-from app.live.views import live_view
+from app.live.views import lead_view, live_view
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -182,6 +182,7 @@ async def events_stream(
     viewer: NamedDependency[Viewer],
     after: FromQuery[str | None] = None,
     view: FromQuery[str | None] = None,
+    lead: FromQuery[int | None] = None,
 ) -> EventStreamResponse:
     """Only the signed-in member's workspace: a crafted Last-Event-ID replays nothing else."""
     workspace = viewer.workspace
@@ -190,7 +191,11 @@ async def events_stream(
     if last_id is None:
         last_id = _parse_event_id(after)
     # Join the fan-out now, before the response starts: changes from here on reach this browser.
-    shown = live_view(view, viewer.user_id, settings.board_page_size)
+    shown = (
+        lead_view(lead, viewer.user_id)
+        if lead is not None
+        else live_view(view, viewer.user_id, settings.board_page_size)
+    )
     conn = fanout.connect(workspace.id, (current_language.get(), workspace.timezone), shown)
     if fanout.closing:
         conn.close()

@@ -11,7 +11,9 @@ N board reads per burst. Now the process reads each such view once per burst (at
   changed, and the next page's link (`view` event, JSON). The browser removes, moves and inserts
   rows to match, keeping the rows it has (their selection, a menu open in them);
 - the pipeline: its columns rendered once per language (cards carry no form token: the page
-  fills in its own, so no browser is ever sent another's).
+  fills in its own, so no browser is ever sent another's);
+- a lead's page, when that lead changed: its live part, once per person and language (the
+  browser keeps a form someone is typing in or has open, and swaps the rest).
 
 Later pages (a cursor) get rows updated in place only: their boundaries move with every change.
 """
@@ -32,7 +34,8 @@ from app.db import Database
 from app.i18n import language
 from app.leads.board import BoardQuery, board_rows, pipeline_columns
 from app.leads.cache import BoardCache
-from app.leads.queries import LeadRow
+from app.leads.queries import LeadRow, lead_details, lead_row
+from app.leads.timeline import timeline
 from app.templating import row_html
 
 
@@ -40,7 +43,21 @@ from app.templating import row_html
 class LiveView:
     key: str  # what the browser's stream names it by, and what groups its browsers
     query: BoardQuery
-    user_id: int | None  # only for "owner: me", whose rows depend on who looks
+    user_id: int | None  # for "owner: me" and the lead page, which depend on who looks
+    lead_id: int | None = None  # a lead's page: its live part, when that lead changed
+
+
+@dataclass(frozen=True, slots=True)
+class Looker:
+    """Who looks at a lead's page, as far as its template asks (the Claim button)."""
+
+    user_id: int | None
+
+
+def lead_view(lead_id: int, user_id: int | None) -> LiveView:
+    return LiveView(
+        key=f"lead:{lead_id}#u{user_id}", query=BoardQuery(), user_id=user_id, lead_id=lead_id
+    )
 
 
 def live_view_key(query: BoardQuery) -> str | None:
@@ -77,6 +94,8 @@ class ViewRenderer:
 
     async def read(self, workspace_id: int, view: LiveView) -> Any:
         """The view's first page (or pipeline columns), read once for all its browsers."""
+        if view.lead_id is not None:
+            return await self._read_lead(workspace_id, view.lead_id)
         facets = await self._cache.facets(workspace_id)
         query, user_id = view.query, view.user_id
         if query.view == "pipeline":
@@ -84,6 +103,20 @@ class ViewRenderer:
                 lambda c: pipeline_columns(c, workspace_id, query, user_id, facets=facets)
             )
         return await self._db.read(lambda c: _first_page(c, workspace_id, query, user_id, facets))
+
+    async def _read_lead(self, workspace_id: int, lead_id: int) -> Any:
+        def read(conn: Connection) -> Any:
+            lead = lead_row(conn, workspace_id, lead_id)
+            if lead is None:  # gone, or another workspace's id: nothing to send
+                return None
+            return (
+                lead,
+                lead_details(conn, workspace_id, lead_id),
+                timeline(conn, workspace_id, lead_id),
+            )
+
+        found = await self._db.read(read)
+        return None if found is None else (*found, await self._cache.members(workspace_id))
 
     def render(
         self,
@@ -97,6 +130,18 @@ class ViewRenderer:
     ) -> tuple[bytes, list[int]]:
         """The `view` event for browsers of one language, and the ids now in view."""
         with language(lang):
+            if view.lead_id is not None:
+                lead, details, items, members = data
+                html = self._env.get_template("partials/_lead_live.html").render(
+                    lead=lead,
+                    details=details,
+                    timeline=items,
+                    members=members,
+                    tz=tz,
+                    csrf_token="",
+                    viewer=Looker(view.user_id),
+                )
+                return view_event({"view": view.key, "lead": view.lead_id, "html": html}), []
             if view.query.view == "pipeline":
                 html = self._env.get_template("partials/_pipeline.html").render(
                     columns=data, tz=tz, csrf_token=""

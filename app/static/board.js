@@ -106,6 +106,7 @@
     var v = view();
     var data;
     try { data = JSON.parse(raw); } catch (e) { return; }
+    if (data.lead !== undefined) { applyLead(data); return; }
     if (!v || v.dataset.liveView !== data.view) return; // a view this page has left
     if (data.pipeline !== undefined) { swapPipeline(data.pipeline); return; }
     var tbody = document.getElementById("lead-rows");
@@ -147,6 +148,48 @@
     if (missing || (!data.ids.length && !empty)) scheduleRefresh(v, "refresh-view");
   }
 
+  // ---- a lead's page: its live part, without touching what a person is doing ---------------
+  // A form is busy while a field in it has the focus (a menu open, a caret in it) or a draft
+  // typed into it. A focused button is not: it was just pressed, and its result may remove it.
+  function busy(el) {
+    var active = document.activeElement;
+    if (active && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName) && el.contains(active)) return true;
+    var typed = Array.prototype.some.call(el.querySelectorAll("textarea, input[type=text], input:not([type])"), function (f) {
+      return f.value !== f.defaultValue;
+    });
+    return typed || Array.prototype.some.call(el.querySelectorAll("select"), function (sel) {
+      var initial = 0; // a select without a `selected` option starts on its first one
+      Array.prototype.some.call(sel.options, function (o, i) { if (o.defaultSelected) { initial = i; return true; } return false; });
+      return sel.options.length > 0 && sel.selectedIndex !== initial;
+    });
+  }
+
+  // Replace `old` by `next`, except inside busy forms, which stay exactly as they are (a moved
+  // node would lose its focus): descend into what holds one, swap everything around it.
+  function patch(old, next) {
+    if (!busy(old)) { old.replaceWith(next); return next; }
+    if (old.tagName === "FORM" || old.children.length !== next.children.length) return old;
+    Array.prototype.forEach.call(next.attributes, function (a) {
+      if (old.getAttribute(a.name) !== a.value) old.setAttribute(a.name, a.value);
+    });
+    var olds = Array.prototype.slice.call(old.children), nexts = Array.prototype.slice.call(next.children);
+    olds.forEach(function (child, i) { patch(child, nexts[i]); });
+    return old;
+  }
+
+  function applyLead(data) {
+    var page = live();
+    var current = document.getElementById("lead-live");
+    if (!page || !current || page.dataset.lead !== String(data.lead)) return;
+    var next = fragment(data.html).firstElementChild;
+    if (!next) return;
+    var token = csrfToken();
+    next.querySelectorAll("input[name=_csrf_token]").forEach(function (input) { input.value = token; });
+    var swapped = patch(current, next);
+    htmx.process(swapped);
+    tick(swapped);
+  }
+
   function swapPipeline(html) {
     var old = document.getElementById("pipeline");
     if (!old) return;
@@ -172,8 +215,7 @@
     var id = rowIdFromHtml(ev.data || "");
     var page = live();
     if (page && page.classList.contains("lead-page")) {
-      evt.preventDefault(); // the lead page refreshes itself below
-      if (id && page.dataset.lead === id) scheduleRefresh(document.getElementById("lead-live"), "refresh-lead");
+      evt.preventDefault(); // the server's view event brings this lead's page when it changed
       return;
     }
     var v = view();
@@ -394,6 +436,12 @@
   document.addEventListener("htmx:afterRequest", function (evt) {
     var form = evt.target;
     if (form && form.classList && form.classList.contains("note-form") && evt.detail.successful) form.reset();
+    // A choice that was sent is no longer a person's unsent choice: live updates may show it.
+    if (form && form.tagName === "FORM" && evt.detail.successful) {
+      form.querySelectorAll("select").forEach(function (sel) {
+        Array.prototype.forEach.call(sel.options, function (o) { o.defaultSelected = o.selected; });
+      });
+    }
   });
 
   document.addEventListener("DOMContentLoaded", function () {

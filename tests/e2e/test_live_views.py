@@ -127,3 +127,54 @@ async def test_the_pipeline_moves_a_card_between_columns_live(
     assert fetched == []
     async with http_client(server.base_url) as client:
         assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_a_lead_page_updates_live_and_keeps_a_note_being_typed(
+    server: LiveServer, page: Page
+) -> None:
+    who = lead(30, "Hendra Gunawan")
+    await post_inbound(server, who, "Kapan bisa survey?")
+    lead_id = await lead_id_for(server, who.phone)
+    await sign_in(page, server, f"/leads/{lead_id}")
+    await expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+    fetched: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            fetched.append(r.url) if r.method == "GET" and f"/leads/{lead_id}" in r.url else None
+        ),
+    )
+    note = page.locator("#note-body")
+    await note.click()
+    await note.type("Sudah saya telepon, minta")
+
+    # Their next message and another person's status change arrive while the note is typed.
+    await post_inbound(server, who, "Sabtu pagi bisa kak")
+    await set_status(server, lead_id, "contacted")
+    await expect(page.locator("#timeline")).to_contain_text("Sabtu pagi bisa kak")
+    await expect(page.locator(".lead-header .pill").first).to_have_class(
+        re.compile(r"\bstatus-contacted\b")
+    )
+    # The draft, its focus and its caret survived: typing goes on where it was.
+    await note.type(" dikirim brosur")
+    assert await note.input_value() == "Sudah saya telepon, minta dikirim brosur"
+    assert await page.evaluate("document.activeElement.id") == "note-body"
+    await save_screenshot(page, "live-lead-page-draft-kept")
+    assert fetched == [], f"the lead page was fetched again: {fetched}"
+
+    # A choice made and not yet sent survives too, focus elsewhere or not.
+    owner = page.locator(".lead-actions select[name=owner]")
+    chosen = await owner.locator("option").nth(1).get_attribute("value")
+    assert chosen
+    await owner.select_option(chosen)
+    await page.locator(".lead-title h1").click()
+    await post_inbound(server, who, "Alamatnya di mana kak?")
+    await expect(page.locator("#timeline")).to_contain_text("Alamatnya di mana kak?")
+    assert await owner.input_value() == chosen
+
+    # Sent, the note is on the timeline; the next live update swaps the form as usual.
+    async with page.expect_response(re.compile(rf"/leads/{lead_id}/notes$")) as sent:
+        await page.get_by_role("button", name="Add note").click()
+    assert (await sent.value).ok
+    await expect(page.locator("#timeline")).to_contain_text("dikirim brosur")
+    assert await note.input_value() == ""
