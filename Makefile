@@ -38,10 +38,11 @@ lint: install
 	$(VENV)/bin/ruff format --check app workers tests bench
 	$(VENV)/bin/mypy app workers
 
-# Every benchmark in turn (about 35 minutes); each prints its figures and the command to rerun it.
+# Every benchmark in turn (about 38 minutes); each prints its figures and the command to rerun it.
 bench: install
 	@./scripts/system-deps.sh --bench
 	$(PY) bench/ingest.py
+	$(PY) bench/workers.py
 	$(PY) bench/live_latency.py
 	$(PY) bench/fanout.py
 	$(PY) bench/sarah.py

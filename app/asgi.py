@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,7 +29,7 @@ from app.accounts.web import provide_admin, provide_viewer, sign_in_redirect
 from app.api.controllers import ApiController
 from app.auth import KeyDirectory
 from app.db import Database
-from app.heap import HeapKeeper, settle
+from app.heap import HeapKeeper, settle_soon
 from app.i18n import language_middleware
 from app.i18n_controllers import switch_language
 from app.ingest.controllers import webhook_endpoints
@@ -58,8 +60,18 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 
 @get("/healthz", media_type=MediaType.JSON, include_in_schema=False)
-async def healthz(broker: NamedDependency[Broker]) -> dict[str, object]:
-    return {"ok": True, "broker": type(broker).__name__, "broker_healthy": broker.healthy}
+async def healthz(request: Request, broker: NamedDependency[Broker]) -> dict[str, object]:
+    # pid and scheduler: which of several processes (`serve --workers N`) answered, and whether
+    # it runs the in-process schedule ("runs"), stands by ("standby"), or the arq worker has the
+    # jobs ("worker": REDIS_URL is set).
+    scheduler: InProcessScheduler | None = getattr(request.app.state, "scheduler", None)
+    return {
+        "ok": True,
+        "broker": type(broker).__name__,
+        "broker_healthy": broker.healthy,
+        "pid": os.getpid(),
+        "scheduler": scheduler.state if scheduler is not None else "worker",
+    }
 
 
 def _internal_error(request: Request, exc: Exception) -> Response[dict[str, object]]:
@@ -120,21 +132,24 @@ def create_app(settings: Settings | None = None) -> Litestar:
         namespace=settings.redis_namespace,
     )
     secure_cookies = settings.public_url.startswith("https://")
+    # No Redis, no arq worker: the app runs the background jobs itself, in one process of those
+    # on this database (the others stand by: app/singleton.py).
+    scheduler = None if settings.redis_url else InProcessScheduler(db, broker, settings)
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
         await live.start()
-        # No Redis, no arq worker: this process runs the background jobs itself.
-        scheduler = None if settings.redis_url else InProcessScheduler(db, broker, settings)
         if scheduler is not None:
             await scheduler.start()
+        settling = None
         if settings.freeze_heap:
-            frozen = settle(env)
             live.fanout.heap = HeapKeeper()
-            log.debug("start-up heap frozen: %s objects", frozen)
+            settling = asyncio.get_running_loop().create_task(settle_soon(env))
         try:
             yield
         finally:
+            if settling is not None and not settling.done():
+                settling.cancel()
             if scheduler is not None:
                 await scheduler.stop()
             await live.stop()
@@ -216,4 +231,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.db = db
     app.state.broker = broker
     app.state.live = live
+    app.state.scheduler = scheduler
     return app

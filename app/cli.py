@@ -63,14 +63,31 @@ def _safe_url(url: str) -> str:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="uvicorn worker processes, sharing the database (and Redis when REDIS_URL is set).",
+)
 @click.option("--reload", is_flag=True, help="Restart on code changes (development).")
 @click.option("--no-migrate", is_flag=True, help="Do not apply migrations first.")
-def serve(host: str, port: int, reload: bool, no_migrate: bool) -> None:
-    """Run the web app with uvicorn."""
+def serve(host: str, port: int, workers: int, reload: bool, no_migrate: bool) -> None:
+    """Run the web app with uvicorn.
+
+    What must happen once happens here, before uvicorn starts any worker: migrations, the
+    start-up safety check, the demo workspace. The in-process schedule (no REDIS_URL) then runs in
+    one worker at a time (app/singleton.py).
+    """
     import uvicorn
 
     from app.migrate import upgrade
 
+    if reload and workers > 1:
+        raise click.UsageError(
+            "--reload runs one process and restarts it on code changes; it cannot run "
+            f"--workers {workers}. Drop one of them.",
+        )
     settings = get_settings()
     if not no_migrate:
         upgrade(settings.database_url)
@@ -87,12 +104,15 @@ def serve(host: str, port: int, reload: bool, no_migrate: bool) -> None:
         f"Leadboard on [bold]http://{host}:{port}[/] · "
         f"database {_safe_url(settings.database_url)} · "
         f"broker {'redis' if settings.redis_url else 'in-process'}"
+        + (f" · {workers} worker processes" if workers > 1 else "")
     )
     uvicorn.run(
+        # An import string and a factory: each worker process builds its own app.
         "app.asgi:create_app",
         factory=True,
         host=host,
         port=port,
+        workers=workers,
         reload=reload,
         # Templates and catalogues are read once per process: a change restarts it.
         reload_includes=["*.html", "*.po"] if reload else None,

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import itertools
+import os
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -194,6 +196,13 @@ class SqliteWriter:
     sleeps starve some requests for seconds), each write runs as plain synchronous code with one
     thread hand-off instead of one per statement, and writes that arrive together commit together
     (group commit). Each write runs in its own savepoint: one failing write rolls back alone.
+
+    Several processes on one file (`serve --workers N`) each have their writer; they take turns
+    through an exclusive `flock` on `<database>.write.lock`, held from BEGIN IMMEDIATE to COMMIT.
+    The kernel hands it to a waiting process the moment it is let go, where SQLite's busy handler
+    polls with sleeps growing to 100 ms: two busy processes polling starved each other's writes
+    for over a second (bench/workers.py). SQLite's lock and busy timeout stay underneath, for
+    the writes that do not come through here.
     """
 
     def __init__(self, url: str, *, max_batch: int = 64) -> None:
@@ -202,6 +211,8 @@ class SqliteWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._max_batch = max_batch
+        path = _sqlite_path(url)
+        self._turns = path.with_name(f"{path.name}.write.lock") if path is not None else None
 
     async def submit(self, fn: Callable[[Connection], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -217,26 +228,35 @@ class SqliteWriter:
                 self._thread.start()
 
     def _run(self) -> None:
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            while True:
-                item = self._queue.get()
-                if item is None:
-                    return
-                batch = [item]
-                while len(batch) < self._max_batch:
-                    try:
-                        more = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if more is None:
-                        self._queue.put(None)
-                        break
-                    batch.append(more)
-                self._run_batch(conn, batch)
+        turns = None
+        if self._turns is not None:  # O_CLOEXEC: a child process must not keep a turn
+            turns = os.open(self._turns, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                while True:
+                    item = self._queue.get()
+                    if item is None:
+                        return
+                    batch = [item]
+                    while len(batch) < self._max_batch:
+                        try:
+                            more = self._queue.get_nowait()
+                        except queue.Empty:
+                            break
+                        if more is None:
+                            self._queue.put(None)
+                            break
+                        batch.append(more)
+                    self._run_batch(conn, batch, turns)
+        finally:
+            if turns is not None:
+                os.close(turns)
 
     @staticmethod
-    def _run_batch(conn: Connection, batch: list[Any]) -> None:
+    def _run_batch(conn: Connection, batch: list[Any], turns: int | None = None) -> None:
         results: list[tuple[bool, Any]] = []
+        if turns is not None:
+            fcntl.flock(turns, fcntl.LOCK_EX)  # this process's turn (at once when uncontended)
         try:
             # run_sql: straight on the sqlite3 connection (these run twice per write), errors
             # as SQLAlchemy raises them, for callers to catch.
@@ -257,6 +277,9 @@ class SqliteWriter:
             with contextlib.suppress(Exception):
                 run_sql(conn, "ROLLBACK")
             results = [(False, exc)] * len(batch)
+        finally:
+            if turns is not None:
+                fcntl.flock(turns, fcntl.LOCK_UN)
         for (_fn, future, loop), (ok, value) in zip(batch, results, strict=True):
             loop.call_soon_threadsafe(_settle, future, ok, value)
 

@@ -16,6 +16,7 @@ from app.live.broker import Broker
 from app.reconcile.health import record_heartbeat
 from app.reconcile.services import reconcile_all
 from app.settings import Settings
+from app.singleton import process_label
 
 log = logging.getLogger(__name__)
 Ctx = dict[str, Any]
@@ -32,8 +33,12 @@ def _broker(ctx: Ctx) -> Broker:
 
 
 async def _beat(ctx: Ctx, job: str) -> None:
+    # One row per worker name; its details say which process beat last (`pid 123 on host`).
+    where = ctx.get("worker_process") or process_label()
     try:
-        await record_heartbeat(_db(ctx), ctx.get("worker_name") or "worker", details=f"ran {job}")
+        await record_heartbeat(
+            _db(ctx), ctx.get("worker_name") or "worker", details=f"ran {job} in {where}"
+        )
     except Exception:  # a missed heartbeat must not fail the job that did its work
         log.exception("could not record the worker heartbeat")
 

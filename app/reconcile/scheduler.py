@@ -7,6 +7,12 @@ hourly. Each job runs in its own task; a job that fails is logged and runs again
 `stop()` is prompt: waiting jobs stop at once, a job in the middle of its work may finish its
 transaction (milliseconds) and is cancelled after a few seconds at most; nothing a job does is lost
 by running it again later.
+
+Several processes on one database (`leadboard serve --workers N`, or several servers) run the
+schedule once: `start()` runs it under the database's "scheduler" lock (app/singleton.py: a
+`flock` next to a SQLite file, a PostgreSQL advisory lock), so one process runs the jobs and the
+others try again every few seconds, taking over when that process stops or dies. The heartbeat
+keeps its one name ("in-process") and says in its details which process runs the schedule.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 from app.db import Database
 from app.live.broker import Broker
 from app.settings import Settings
+from app.singleton import RETRY_SECONDS, ProcessLock, Singleton, lock_for_database, process_label
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +74,15 @@ class InProcessScheduler:
     settings: Settings
     jobs: list[ScheduledJob] | None = None
     name: str = IN_PROCESS_NAME
+    # Who runs the schedule among the processes on this database (default: the database's
+    # "scheduler" lock), and how often the others try to take it over.
+    lock: ProcessLock | None = None
+    retry_seconds: float = RETRY_SECONDS
     stats: dict[str, JobStats] = field(default_factory=dict, init=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False, repr=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
+    _singleton: Singleton | None = field(default=None, init=False, repr=False)
+    _grace: float = field(default=STOP_GRACE_SECONDS, init=False, repr=False)
 
     @property
     def ctx(self) -> dict[str, Any]:
@@ -78,13 +91,45 @@ class InProcessScheduler:
             "broker": self.broker,
             "settings": self.settings,
             "worker_name": self.name,
+            "worker_process": process_label(),  # the heartbeat says which process runs it
         }
 
     @property
     def running(self) -> bool:
+        """This process runs the jobs now."""
         return any(not t.done() for t in self._tasks)
 
+    @property
+    def state(self) -> str:
+        """What this process does about the schedule: "runs" it (it holds the lock), stands by
+        ("standby": another process runs it), or "stopped"."""
+        if self._singleton is None:
+            return "stopped"
+        return "runs" if self._singleton.holding else "standby"
+
     async def start(self) -> None:
+        """Run the jobs here if no other process on the database does (they start before this
+        returns), else stand by and take over when that process goes."""
+        if self._singleton is not None:
+            return
+        lock = self.lock or lock_for_database(self.db.url, "scheduler")
+        self._singleton = Singleton(
+            lock,
+            self._start_jobs,
+            self._stop_jobs,
+            what="the in-process schedule",
+            retry_seconds=self.retry_seconds,
+        )
+        await self._singleton.start()
+
+    async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop the jobs (see _stop_jobs), then let go of the lock for the next process."""
+        singleton, self._singleton = self._singleton, None
+        self._grace = grace
+        if singleton is not None:
+            await singleton.stop()
+
+    async def _start_jobs(self) -> None:
         if self.running:
             return
         self._stopping = asyncio.Event()
@@ -93,13 +138,15 @@ class InProcessScheduler:
             asyncio.create_task(self._loop(job), name=f"schedule:{job.name}") for job in jobs
         ]
         log.info(
-            "in-process schedule started (no REDIS_URL): %s",
+            "in-process schedule started (no REDIS_URL) in %s: %s",
+            process_label(),
             ", ".join(f"{j.name} every {j.interval:g} s" for j in jobs),
         )
 
-    async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+    async def _stop_jobs(self) -> None:
         """Stop promptly: idle jobs at once; a job in the middle of its work gets `grace` seconds
         to finish its transaction (they take milliseconds), then it is cancelled."""
+        grace = self._grace
         tasks, self._tasks = self._tasks, []
         if not tasks:
             return

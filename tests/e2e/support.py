@@ -67,7 +67,11 @@ def http_client(base_url: str, timeout: float = 10) -> httpx.AsyncClient:
 
 @dataclass
 class LiveServer:
-    """One `leadboard serve` process; restartable on the same port and database."""
+    """One `leadboard serve` process; restartable on the same port and database.
+
+    redis_url "" runs it without Redis (the in-process broker and schedule); extra_args go after
+    `serve --host --port` (e.g. `("--workers", "2")`).
+    """
 
     port: int
     db_path: Path
@@ -77,6 +81,7 @@ class LiveServer:
     # servers sharing the session's redis-server never share sign-in or throttle state, while a
     # restarted server keeps its signed-in browsers.
     namespace: str = field(default_factory=lambda: f"e2e-{uuid.uuid4().hex[:12]}")
+    extra_args: tuple[str, ...] = ()
     proc: asyncio.subprocess.Process | None = None
     starts: int = 0
     _logs: list[IO[bytes]] = field(default_factory=list)
@@ -108,6 +113,8 @@ class LiveServer:
             PUBLIC_URL=self.base_url,
             PYTHONUNBUFFERED="1",
         )
+        if not self.redis_url:
+            env.pop("REDIS_URL")
         log = self.log_path.open("ab")
         self._logs.append(log)
         log.write(f"\n===== start #{self.starts + 1} =====\n".encode())
@@ -119,6 +126,7 @@ class LiveServer:
             "127.0.0.1",
             "--port",
             str(self.port),
+            *self.extra_args,
             cwd=PROJECT_ROOT,
             env=env,
             stdin=asyncio.subprocess.DEVNULL,
@@ -169,9 +177,20 @@ class LiveServer:
             await self.stop()
         await self.start()
 
+    def worker_pids(self) -> list[int]:
+        """The processes `serve` started (uvicorn's workers with --workers N), from /proc."""
+        if not self.running:
+            return []
+        assert self.proc is not None
+        return _descendants(self.proc.pid)
+
     async def kill(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
+            workers = self.worker_pids()  # SIGKILL is not passed on: take the workers down too
             self.proc.kill()
+            for pid in workers:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(10):
                     await self.proc.wait()
@@ -180,6 +199,22 @@ class LiveServer:
         for log in self._logs:
             log.close()
         self._logs.clear()
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live process below `pid`, from each process's parent in /proc/<pid>/stat."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found.extend(children)
+        frontier = children
+    return found
 
 
 async def save_screenshot(page: Page, name: str) -> Path:
