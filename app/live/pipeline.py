@@ -9,7 +9,7 @@ from jinja2 import Environment
 
 from app.db import Database
 from app.leads.cache import BoardCache
-from app.live.broker import Broker, create_broker
+from app.live.broker import Broker, RedisBroker, create_broker
 from app.live.fanout import Fanout
 from app.live.render import LiveRenderer
 from app.live.tail import LogTail
@@ -34,6 +34,11 @@ class LivePipeline:
         self.fanout = Fanout(self.renderer, ViewRenderer(db, env, cache), ping_seconds=ping_seconds)
         hub = self.broker.hub
         self.tail = LogTail(db, hub.deliver)
+        if not isinstance(self.broker, RedisBroker):
+            # Without Redis the log is how other processes on this database (`serve --workers`,
+            # the command line) are heard: always at the short interval, so "Live" stays true
+            # to within half a second.
+            self.tail.slow_seconds = self.tail.fast_seconds
         hub.listen(self.fanout.on_change, self._on_receiving)
         self.fanout.delayed = not hub.receiving
         self.tail.fast = not hub.receiving
