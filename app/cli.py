@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import click
 import httpx
@@ -294,6 +296,27 @@ def user() -> None:
     """Manage users."""
 
 
+def _password_or_generated(password: str | None) -> tuple[str, bool]:
+    """The password given, else prompted on a terminal, else generated (True: print it once)."""
+    if password is not None:
+        return password, False
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True), False
+    return generate_password(), True
+
+
+def _account_outcome(run: Callable[[], Coroutine[Any, Any, str]], generated: str | None) -> None:
+    """Run an account command: its message, or its AccountError and exit 1; a generated
+    password is shown once."""
+    try:
+        console.print(f"[green]{asyncio.run(run())}[/]")
+    except AccountError as exc:
+        console.print(f"[red]{exc}[/]")
+        sys.exit(1)
+    if generated is not None:
+        console.print(f"Password (shown once): {generated}")
+
+
 @user.command("create")
 @click.option("--email", required=True)
 @click.option("--workspace", "workspace_ref", required=True, help="Workspace name or slug.")
@@ -311,12 +334,7 @@ def user_create(
 
     settings = get_settings()
     upgrade(settings.database_url)
-    generated = False
-    if password is None:
-        if sys.stdin.isatty():
-            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-        else:
-            password, generated = generate_password(), True
+    password, generated = _password_or_generated(password)
 
     async def run() -> str:
         db = Database(settings.database_url)
@@ -330,7 +348,7 @@ def user_create(
                 created = await create_user(
                     session,
                     email=email,
-                    password=password or "",
+                    password=password,
                     workspace=ws,
                     role=role,
                     name=name,
@@ -339,13 +357,7 @@ def user_create(
         finally:
             await db.dispose()
 
-    try:
-        console.print(f"[green]{asyncio.run(run())}[/]")
-    except AccountError as exc:
-        console.print(f"[red]{exc}[/]")
-        sys.exit(1)
-    if generated:
-        console.print(f"Password (shown once): {password}")
+    _account_outcome(run, password if generated else None)
 
 
 @user.command("set-password")
@@ -356,29 +368,18 @@ def user_create(
 def user_set_password(email: str, password: str | None) -> None:
     """Give a user a new password (e.g. the demo user's published one, before exposing)."""
     settings = get_settings()
-    generated = False
-    if password is None:
-        if sys.stdin.isatty():
-            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-        else:
-            password, generated = generate_password(), True
+    password, generated = _password_or_generated(password)
 
     async def run() -> str:
         db = Database(settings.database_url)
         try:
             async with db.write() as session:
-                changed = await set_password(session, email, password or "")
+                changed = await set_password(session, email, password)
                 return f"New password set for {changed.email}"
         finally:
             await db.dispose()
 
-    try:
-        console.print(f"[green]{asyncio.run(run())}[/]")
-    except AccountError as exc:
-        console.print(f"[red]{exc}[/]")
-        sys.exit(1)
-    if generated:
-        console.print(f"Password (shown once): {password}")
+    _account_outcome(run, password if generated else None)
 
 
 async def _lookup_secret(phone_number_id: str) -> str | None:

@@ -154,3 +154,33 @@ def test_check_and_serve_refuse_published_secrets_on_an_exposed_server(tmp_path:
     assert leadboard(demo_db, "check", **local).returncode == 0
     exposed = leadboard(demo_db, "check", "--host", "0.0.0.0", **safe)
     assert exposed.returncode == 1 and "published demo webhook secret" in exposed.stdout
+
+
+def test_user_create_and_set_password_generate_a_password_shown_once(tmp_path: Path) -> None:
+    from app.accounts.passwords import verify_password
+
+    db = tmp_path / "users.sqlite"
+    assert (
+        leadboard(
+            db, "workspace", "create", "--name", "Toko", "--kapso-phone-number-id", "9"
+        ).returncode
+        == 0
+    )
+    created = leadboard(db, "user", "create", "--email", "rina@toko.id", "--workspace", "toko")
+    assert created.returncode == 0, created.stdout
+    first = printed(created.stdout, "Password (shown once):")
+    changed = leadboard(
+        db, "user", "set-password", "--email", "rina@toko.id", "--password", "tujuh-belas-17"
+    )
+    assert changed.returncode == 0 and "New password set for rina@toko.id" in changed.stdout
+    assert "shown once" not in changed.stdout  # given, not generated
+    with sqlite3.connect(db) as conn:
+        (stored,) = conn.execute(
+            "SELECT password_hash FROM users WHERE email = 'rina@toko.id'"
+        ).fetchone()
+    assert verify_password(stored, "tujuh-belas-17") and not verify_password(stored, first)
+    unknown = leadboard(
+        db, "user", "set-password", "--email", "nobody@toko.id", "--password", "x" * 12
+    )
+    assert unknown.returncode == 1 and "no user 'nobody@toko.id'" in unknown.stdout
+    assert "Traceback" not in unknown.stdout + unknown.stderr
