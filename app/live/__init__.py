@@ -13,9 +13,10 @@
                                     per (language, time zone) as SSE bytes (render.LiveRenderer)
                                                                              │ the same bytes
                                                                              ▼
-                                    backlog.Backlog per browser: newest row per lead, stats once,
-                                    too far behind → one `refresh`
-                                                                             │ one write per wake-up
+                                    connection.Connection per browser, its backlog.Backlog: newest
+                                    row per lead, stats once, too far behind → one `refresh`
+                                                                             │ one callback writes
+                                                                             │ all that wait
                                                                              ▼
                                     stream.EventStreamResponse: GET /events, the server's own send
                                                                              │

@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.live.outbox import Change
+from app.live.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -179,10 +180,7 @@ class RedisBroker(Broker):
             await asyncio.wait_for(self._connected.wait(), timeout=2)
 
     async def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
+        await cancel_and_wait(self._reader)
         await self._redis.aclose()
         await self._publisher.aclose()
 

@@ -3,9 +3,10 @@
 The hub hands every change to `Fanout.on_change` once. Changes that arrive together are handled as
 one burst per workspace: each changed lead is rendered once per variant (language, time zone) in
 use, as SSE bytes (app/live/render.py), and those same bytes are put in the backlog of every
-browser of that variant (app/live/backlog.py, which coalesces). Each browser's stream is one
-coroutine that sleeps until its backlog has something and writes it in one chunk, straight to the
-server's `send` (app/live/stream.py): no queue, no per-event future per browser, no middleware.
+browser of that variant (app/live/connection.py). Every browser with something waiting is then
+written from one callback per loop turn, in slices of WRITE_SLICE, straight to the server's
+`send` (app/live/writes.py): no queue, no per-event future or task per browser, no middleware.
+Server-kept views (app/live/views.py) are read once per burst for all of their browsers.
 
 The connection status each browser shows is decided here and sent as an SSE `status` event:
 `delayed` while this process cannot hear other processes (its Redis subscription is down; the log
@@ -18,150 +19,26 @@ Pings are one shared tick that puts the same comment in every backlog. A backlog
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Hashable
 from typing import Final
 
-from litestar.types import HTTPResponseBodyEvent, Send
 from sse_starlette import ServerSentEvent
 from sse_starlette.sse import AppStatus
 
 from app.heap import HeapKeeper
-from app.live.backlog import Backlog
+from app.live.connection import CATCHING_UP, DELAYED, LIVE, Connection, Variant
 from app.live.outbox import Change
 from app.live.render import LiveRenderer
+from app.live.tasks import cancel_and_wait
 from app.live.views import LiveView, ViewRenderer
-from app.live.writes import start_write
 
 log = logging.getLogger(__name__)
 
-Variant = tuple[str, str]  # (language, time zone): browsers that are sent the same bytes
-LIVE: Final = "live"
-CATCHING_UP: Final = "catching-up"
-DELAYED: Final = "delayed"
-STATUS_EVENTS: Final = {
-    state: ServerSentEvent(data=state, event="status").encode()
-    for state in (LIVE, CATCHING_UP, DELAYED)
-}
 PING: Final = b": ping\r\n\r\n"
 TICK_SECONDS: Final = 0.5
 WRITE_SLICE: Final = 100  # streams written per loop callback
-
-
-class Connection:
-    """One browser's stream: its backlog, and how it is written.
-
-    `offer` only queues; the fan-out writes every connection with something waiting in one
-    callback per loop turn (`Fanout._write_ready`, app/live/writes.py). A write that has to wait
-    (the browser reads slowly) finishes in a task of its own, which keeps writing this stream's
-    backlog until it is empty; meanwhile the backlog coalesces.
-    """
-
-    __slots__ = (
-        "backlog",
-        "behind",
-        "closed",
-        "done",
-        "fanout",
-        "ready",
-        "send",
-        "status",
-        "variant",
-        "view_key",
-        "workspace_id",
-        "writer",
-    )
-
-    def __init__(
-        self,
-        workspace_id: int,
-        variant: Variant,
-        *,
-        limit: int = 200,
-        view_key: str | None = None,
-        fanout: Fanout | None = None,
-    ) -> None:
-        self.workspace_id = workspace_id
-        self.variant = variant
-        self.view_key = view_key  # the server-kept view it shows (app/live/views.py), if any
-        self.backlog = Backlog(limit)
-        self.status = ""  # the status this browser was last given
-        self.closed = False
-        self.behind = False  # its own backlog waited too long (a slow socket)
-        self.fanout = fanout
-        self.ready = False  # queued for the next write callback
-        self.send: Send | None = None  # the server's send, once the response has started
-        self.writer: asyncio.Task[None] | None = None  # a write that had to wait
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def offer(self, key: Hashable, data: bytes, now: float, event_id: int = 0) -> None:
-        self.backlog.put(key, data, now, event_id)
-        if not self.ready and self.fanout is not None:
-            self.ready = True
-            self.fanout.schedule_write(self)
-
-    def set_status(self, state: str, now: float) -> None:
-        if state != self.status:
-            self.status = state
-            self.offer("status", STATUS_EVENTS[state], now)
-
-    def start(self, send: Send) -> None:
-        """The response has started: from now on the fan-out writes with the server's send."""
-        self.send = send
-        if len(self.backlog) and self.fanout is not None and not self.ready:
-            self.ready = True
-            self.fanout.schedule_write(self)
-
-    def close(self) -> None:
-        self.closed = True
-        if not self.done.done():
-            self.done.set_result(None)
-
-    def write(self) -> None:
-        """Write what waits, now; a write that has to wait goes on in this stream's task."""
-        self.ready = False
-        if self.closed or self.send is None or self.writer is not None or not len(self.backlog):
-            return
-        try:
-            pending = start_write(self.send, _body(self.backlog.take()))
-        except Exception:  # the connection is gone
-            self.close()
-            return
-        if pending is not None:
-            self.writer = asyncio.get_running_loop().create_task(self._drain(pending))
-        elif self.behind:
-            self._caught_up()
-
-    async def _drain(self, pending: Awaitable[None]) -> None:
-        try:
-            await pending
-            while len(self.backlog) and not self.closed and self.send is not None:
-                await self.send(_body(self.backlog.take()))
-        except Exception:
-            self.close()
-        finally:
-            self.writer = None
-        if self.behind and not self.closed:
-            self._caught_up()
-
-    def _caught_up(self) -> None:
-        self.behind = False
-        if self.fanout is not None:
-            self.set_status(self.fanout.state_for(self.workspace_id), time.monotonic())
-
-    async def finished(self) -> None:
-        """Wait until the browser or the server ends the stream, and any write in flight."""
-        await self.done
-        if self.writer is not None:
-            with contextlib.suppress(Exception):
-                await self.writer
-
-
-def _body(chunk: bytes) -> HTTPResponseBodyEvent:
-    return {"type": "http.response.body", "body": chunk, "more_body": True}
 
 
 class ViewGroup:
@@ -238,27 +115,14 @@ class Fanout:
         if conn.view_key is not None:
             groups = self._views.get(conn.workspace_id, {})
             group = groups.get(conn.view_key)
-            if group is not None:
-                members = group.conns.get(conn.variant)
-                if members is not None:
-                    members.discard(conn)
-                    if not members:
-                        del group.conns[conn.variant]
-                if not group.conns:
-                    del groups[conn.view_key]
-                    if group.task is not None:
-                        group.task.cancel()
+            if group is not None and _discard(group.conns, conn.variant, conn):
+                del groups[conn.view_key]
+                if group.task is not None:
+                    group.task.cancel()
             if not groups:
                 self._views.pop(conn.workspace_id, None)
         variants = self._by_workspace.get(conn.workspace_id)
-        if variants is None:
-            return
-        conns = variants.get(conn.variant)
-        if conns is not None:
-            conns.discard(conn)
-            if not conns:
-                del variants[conn.variant]
-        if not variants:
+        if variants is not None and _discard(variants, conn.variant, conn):
             del self._by_workspace[conn.workspace_id]
 
     def schedule_write(self, conn: Connection) -> None:
@@ -296,15 +160,10 @@ class Fanout:
             return DELAYED
         return CATCHING_UP if workspace_id in self._lagging else LIVE
 
-    def on_receiving(self, receiving: bool) -> None:
-        """The hub's state: False while this process cannot hear other processes."""
-        self.delayed = not receiving
-        now = time.monotonic()
-        for conn in self._connections():
-            conn.set_status(self.state_for(conn.workspace_id), now)
-
     def set_delayed(self, delayed: bool) -> None:
-        self.on_receiving(not delayed)
+        """True while this process cannot hear other processes (its Redis subscription is down)."""
+        self.delayed = delayed
+        self._announce()
 
     # -- changes ----------------------------------------------------------------------------
     def on_change(self, change: Change) -> None:
@@ -403,10 +262,11 @@ class Fanout:
             except Exception:
                 log.exception("live view %s of workspace %s failed", group.view.key, workspace_id)
 
-    def _announce(self, workspace_id: int) -> None:
-        state, now = self.state_for(workspace_id), time.monotonic()
+    def _announce(self, workspace_id: int | None = None) -> None:
+        """Tell the browsers (of one workspace, or all) the status they are in now."""
+        now = time.monotonic()
         for conn in self._connections(workspace_id):
-            conn.set_status(state, now)
+            conn.set_status(self.state_for(conn.workspace_id), now)
 
     async def _send_stats(self, workspace_id: int, newer_than: float) -> None:
         """The stats header alone, counted after the burst (the header sent with a row may come
@@ -427,14 +287,8 @@ class Fanout:
 
     async def stop(self) -> None:
         self.close_all()
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._ticker
-        if self._flush_task is not None:
-            self._flush_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._flush_task
+        await cancel_and_wait(self._ticker)
+        await cancel_and_wait(self._flush_task)
 
     def close_all(self) -> None:
         """End every stream cleanly (server shutdown: browsers reconnect to the next process)."""
@@ -478,6 +332,18 @@ class Fanout:
                 asyncio.get_running_loop().create_task(
                     self._send_stats(workspace_id, due - self.stats_delay)
                 )
+
+
+def _discard(
+    by_variant: dict[Variant, set[Connection]], variant: Variant, conn: Connection
+) -> bool:
+    """Take the connection out of its variant's set; True when nothing is left in any."""
+    conns = by_variant.get(variant)
+    if conns is not None:
+        conns.discard(conn)
+        if not conns:
+            del by_variant[variant]
+    return not by_variant
 
 
 def _server_is_exiting() -> bool:

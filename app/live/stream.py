@@ -29,7 +29,8 @@ from sse_starlette import ServerSentEvent
 from app.accounts.web import Viewer
 from app.db import Database
 from app.i18n import current_language
-from app.live.fanout import Connection, Fanout
+from app.live.connection import Connection
+from app.live.fanout import Fanout
 from app.live.outbox import changes_after, latest_change_id, oldest_change_id
 from app.live.render import LiveRenderer
 from app.live.views import lead_view, live_view

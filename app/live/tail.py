@@ -25,6 +25,7 @@ from sqlalchemy import Connection
 
 from app.db import Database
 from app.live.outbox import Change, changes_since, newest_change_id
+from app.live.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,8 @@ class LogTail:
         self._task = asyncio.create_task(self._run(), name="change-log-tail")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
 
     def set_fast(self, fast: bool) -> None:
         self.fast = fast
