@@ -12,6 +12,7 @@ from app.db import Database
 from app.ingest.samples import SampleLead, inbound_message, sign
 from app.ingest.services import IngestService, WorkspaceDirectory
 from app.leads.cache import BoardCache
+from app.leads.queries import LeadRow
 from app.live.broker import Broker
 from app.live.outbox import LEAD_CHANGED, Change, record_change
 from app.live.pipeline import LivePipeline
@@ -34,13 +35,18 @@ async def deliver(service: IngestService, lead: SampleLead, text: str) -> None:
 
 
 class CountingRenderer(LiveRenderer):
-    """Counts the renders that reach the database (not the shared, cached ones)."""
+    """Counts the renders and the lead reads that happen (not the shared, cached ones)."""
 
     renders = 0
+    reads = 0
 
     async def _render(self, change: Change, tz: str, lang: str) -> LiveEvent | None:
         type(self).renders += 1
         return await super()._render(change, tz, lang)
+
+    async def _read_row(self, change: Change) -> LeadRow | None:
+        type(self).reads += 1
+        return await super()._read_row(change)
 
 
 @pytest.fixture
@@ -116,7 +122,7 @@ async def test_too_many_missed_events_ask_for_a_refresh(
 async def test_each_change_is_rendered_once_per_variant_whatever_the_browser_count(
     db: Database, workspace: Workspace
 ) -> None:
-    CountingRenderer.renders = 0
+    CountingRenderer.renders = CountingRenderer.reads = 0
     live = LivePipeline(db, create_environment(), BoardCache(db), redis_url=None)
     live.renderer = CountingRenderer(db, create_environment())
     live.fanout._renderer = live.renderer
@@ -134,6 +140,7 @@ async def test_each_change_is_rendered_once_per_variant_whatever_the_browser_cou
     finally:
         await live.stop()
     assert CountingRenderer.renders == 2  # once in English, once in Indonesian
+    assert CountingRenderer.reads == 1  # the lead read once for both
     assert len({row.data for row in rows[:20]}) == 1 and len({row.data for row in rows[20:]}) == 1
     assert rows[0].data != rows[20].data  # the Indonesian row is in Indonesian
 

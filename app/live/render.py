@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from jinja2 import Environment
 from sse_starlette import ServerSentEvent
@@ -17,9 +19,12 @@ from sse_starlette import ServerSentEvent
 from app.db import Database
 from app.i18n import language
 from app.leads.cache import BoardCache
-from app.leads.queries import lead_row
+from app.leads.queries import LeadRow, lead_row
 from app.live.outbox import LEAD_CHANGED, Change
 from app.templating import row_html
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +40,29 @@ def live_event(event_id: int, event: str, data: str) -> LiveEvent:
     return LiveEvent(id=event_id, event=event, data=data, wire=wire)
 
 
+class SharedTasks(Generic[K, V]):
+    """At most one run of `make(key)` in flight or remembered per key (the newest `size`):
+    concurrent callers await the same task; a failed one is forgotten, to be tried again."""
+
+    def __init__(self, make: Callable[[K], Awaitable[V]], size: int) -> None:
+        self._make = make
+        self._size = size
+        self._tasks: OrderedDict[K, asyncio.Future[V]] = OrderedDict()
+
+    async def get(self, key: K) -> V:
+        task = self._tasks.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._make(key))
+            self._tasks[key] = task
+            while len(self._tasks) > self._size:
+                self._tasks.popitem(last=False)
+        try:
+            return await asyncio.shield(task)
+        except Exception:
+            self._tasks.pop(key, None)
+            raise
+
+
 class LiveRenderer:
     def __init__(
         self,
@@ -47,24 +75,14 @@ class LiveRenderer:
         self._db = db
         self._env = env
         self._board = cache or BoardCache(db)
-        self._cache: OrderedDict[tuple[int, str, str], asyncio.Task[LiveEvent | None]] = (
-            OrderedDict()
+        # The lead is read once per change, whatever the number of languages rendering it.
+        self._rows: SharedTasks[Change, LeadRow | None] = SharedTasks(self._read_row, cache_size)
+        self._events: SharedTasks[tuple[Change, str, str], LiveEvent | None] = SharedTasks(
+            lambda key: self._render(*key), cache_size
         )
-        self._cache_size = cache_size
 
     async def render(self, change: Change, tz: str, lang: str = "en") -> LiveEvent | None:
-        key = (change.id, tz, lang)
-        task = self._cache.get(key)
-        if task is None:
-            task = asyncio.ensure_future(self._render(change, tz, lang))
-            self._cache[key] = task
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        try:
-            return await asyncio.shield(task)
-        except Exception:
-            self._cache.pop(key, None)
-            raise
+        return await self._events.get((change, tz, lang))
 
     async def stats_event(self, workspace_id: int, tz: str, lang: str, newer_than: float) -> str:
         """The stats header alone, counted after `newer_than` (sent shortly after live changes,
@@ -76,8 +94,7 @@ class LiveRenderer:
     async def _render(self, change: Change, tz: str, lang: str) -> LiveEvent | None:
         if change.kind != LEAD_CHANGED or change.contact_id is None:
             return None
-        ws, contact_id = change.workspace_id, change.contact_id
-        row = await self._db.read(lambda conn: lead_row(conn, ws, contact_id))
+        row = await self._rows.get(change)
         if row is None:
             return None
         stats = await self._board.stats(change.workspace_id, tz)
@@ -85,3 +102,9 @@ class LiveRenderer:
             html = str(row_html(self._env, row, tz))  # str: Markup + str would escape the str
             html += self._env.get_template("partials/_stats.html").render(stats=stats, oob=True)
         return live_event(change.id, "lead", html)
+
+    async def _read_row(self, change: Change) -> LeadRow | None:
+        ws, contact_id = change.workspace_id, change.contact_id
+        if contact_id is None:
+            return None
+        return await self._db.read(lambda conn: lead_row(conn, ws, contact_id))
