@@ -8,8 +8,11 @@ from sqlalchemy import func, select
 
 from app.db import Database
 from app.ingest.models import WebhookInbox
+from app.ingest.samples import SampleLead, inbound_message, sign
+from app.ingest.services import IngestService
 from app.leads.models import Contact, Conversation, Message
 from app.live.outbox import ChangeEventRow
+from tests.conftest import KAPSO_SECRET, PHONE_NUMBER_ID
 
 
 async def count(db: Database, model: Any, *where: Any) -> int:
@@ -55,3 +58,12 @@ async def change_events(db: Database) -> list[ChangeEventRow]:
         return list(
             (await session.execute(select(ChangeEventRow).order_by(ChangeEventRow.id))).scalars()
         )
+
+
+async def deliver_inbound(service: IngestService, lead: SampleLead, text: str) -> None:
+    """A signed inbound message straight through the ingest service; assert it was processed."""
+    d = sign(
+        "whatsapp.message.received", inbound_message(lead, PHONE_NUMBER_ID, text), KAPSO_SECRET
+    )
+    result = await service.receive_kapso({k.lower(): v for k, v in d.headers.items()}, d.body)
+    assert result.outcome.value == "processed"

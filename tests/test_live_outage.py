@@ -12,14 +12,14 @@ from collections.abc import AsyncIterator
 import pytest
 
 from app.db import Database
-from app.ingest.samples import SampleLead, inbound_message, sign
+from app.ingest.samples import SampleLead
 from app.ingest.services import IngestService, WorkspaceDirectory
 from app.leads.cache import BoardCache
 from app.live.broker import RedisBroker
 from app.live.pipeline import LivePipeline
 from app.templating import create_environment
 from app.workspaces.models import Workspace
-from tests.conftest import KAPSO_SECRET, PHONE_NUMBER_ID
+from tests.helpers import deliver_inbound
 from tests.live_streams import OpenStream
 
 Redis = tuple[int, list[subprocess.Popen[bytes]], object]
@@ -27,12 +27,6 @@ Redis = tuple[int, list[subprocess.Popen[bytes]], object]
 
 def lead(i: int) -> SampleLead:
     return SampleLead(phone=f"62812000{i:05d}", name=f"Lead {i}", conversation_id=f"conv-{i}")
-
-
-async def deliver(service: IngestService, who: SampleLead, text: str) -> None:
-    d = sign("whatsapp.message.received", inbound_message(who, PHONE_NUMBER_ID, text), KAPSO_SECRET)
-    result = await service.receive_kapso({k.lower(): v for k, v in d.headers.items()}, d.body)
-    assert result.outcome.value == "processed"
 
 
 async def process(db: Database, url: str) -> LivePipeline:
@@ -74,7 +68,7 @@ async def test_a_redis_outage_delays_but_never_loses_a_change(
     async with OpenStream(b, workspace) as browser_on_b, OpenStream(a, workspace) as browser_on_a:
         assert (await browser_on_b.next("status")).data == "live"
         assert (await browser_on_a.next("status")).data == "live"
-        await deliver(webhooks_to_a, lead(1), "before the outage")
+        await deliver_inbound(webhooks_to_a, lead(1), "before the outage")
         assert "before the outage" in (await browser_on_b.next("lead", wait=2)).data
         assert "before the outage" in (await browser_on_a.next("lead", wait=2)).data
 
@@ -87,7 +81,7 @@ async def test_a_redis_outage_delays_but_never_loses_a_change(
 
         # B raises changes of its own (higher ids), A raises others: B's browser gets A's too.
         for i in range(2, 8):
-            await deliver(webhooks_to_b if i % 2 else webhooks_to_a, lead(i), f"outage {i}")
+            await deliver_inbound(webhooks_to_b if i % 2 else webhooks_to_a, lead(i), f"outage {i}")
         seen_on_b = [await browser_on_b.next("lead", wait=5) for _ in range(6)]
         seen_on_a = [await browser_on_a.next("lead", wait=5) for _ in range(6)]
         for seen in (seen_on_a, seen_on_b):
@@ -100,7 +94,7 @@ async def test_a_redis_outage_delays_but_never_loses_a_change(
         assert (await browser_on_b.next("status", wait=5)).data == "live"
         assert (await browser_on_a.next("status", wait=5)).data == "live"
         assert time.monotonic() - back < 2.5
-        await deliver(webhooks_to_a, lead(9), "after the outage")
+        await deliver_inbound(webhooks_to_a, lead(9), "after the outage")
         assert "after the outage" in (await browser_on_b.next("lead", wait=2)).data
         assert "after the outage" in (await browser_on_a.next("lead", wait=2)).data
     # Each change reached each browser once: no row came twice through Redis and the log.

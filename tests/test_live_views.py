@@ -4,12 +4,13 @@ its browsers."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from app.db import Database
-from app.ingest.samples import SampleLead, inbound_message, sign
+from app.ingest.samples import SampleLead
 from app.ingest.services import IngestService, WorkspaceDirectory
 from app.leads.board import BoardQuery
 from app.leads.cache import BoardCache
@@ -18,7 +19,7 @@ from app.live.pipeline import LivePipeline
 from app.live.views import LiveView, ViewRenderer, lead_view, live_view, live_view_key
 from app.templating import create_environment
 from app.workspaces.models import Workspace
-from tests.conftest import KAPSO_SECRET, PHONE_NUMBER_ID
+from tests.helpers import deliver_inbound
 from tests.live_streams import OpenStream
 
 
@@ -58,20 +59,25 @@ def lead(i: int) -> SampleLead:
 
 
 async def deliver(service: IngestService, who: SampleLead) -> None:
-    d = sign("whatsapp.message.received", inbound_message(who, PHONE_NUMBER_ID, "hi"), KAPSO_SECRET)
-    result = await service.receive_kapso({k.lower(): v for k, v in d.headers.items()}, d.body)
-    assert result.outcome.value == "processed"
+    await deliver_inbound(service, who, "hi")
 
 
-async def test_one_read_per_view_per_burst_for_all_its_browsers(
-    db: Database, workspace: Workspace
-) -> None:
+@pytest.fixture
+async def counted(db: Database) -> AsyncIterator[tuple[LivePipeline, IngestService]]:
+    """A live pipeline whose view reads are counted, and webhooks into it."""
     env = create_environment()
     live = LivePipeline(db, env, BoardCache(db), redis_url=None)
     CountingViews.reads = 0
     live.fanout._view_renderer = CountingViews(db, env, BoardCache(db))
     await live.start()
-    ingest = IngestService(db, live.broker, WorkspaceDirectory(db))
+    yield live, IngestService(db, live.broker, WorkspaceDirectory(db))
+    await live.stop()
+
+
+async def test_one_read_per_view_per_burst_for_all_its_browsers(
+    counted: tuple[LivePipeline, IngestService], workspace: Workspace
+) -> None:
+    live, ingest = counted
     view = live_view("status=new", None, 50)
     assert view is not None and workspace.id is not None
     browsers = []
@@ -86,7 +92,6 @@ async def test_one_read_per_view_per_burst_for_all_its_browsers(
     finally:
         for browser in browsers:
             await browser.leave()
-        await live.stop()
     assert CountingViews.reads <= 2  # one per burst (the five may land in one or two)
     last = events[-1]
     assert last["view"] == "status=new" and len(last["ids"]) >= 1
@@ -94,28 +99,20 @@ async def test_one_read_per_view_per_burst_for_all_its_browsers(
 
 
 async def test_a_lead_page_is_read_only_when_its_lead_changed(
-    db: Database, workspace: Workspace
+    counted: tuple[LivePipeline, IngestService], db: Database, workspace: Workspace
 ) -> None:
-    env = create_environment()
-    live = LivePipeline(db, env, BoardCache(db), redis_url=None)
-    CountingViews.reads = 0
-    live.fanout._view_renderer = CountingViews(db, env, BoardCache(db))
-    await live.start()
-    ingest = IngestService(db, live.broker, WorkspaceDirectory(db))
-    try:
+    live, ingest = counted
+    await deliver(ingest, lead(1))
+    await deliver(ingest, lead(2))
+    await live.fanout.drain()
+    leads = await db.read(lambda c: changes_since(c, 0, 10))
+    first, second = leads[0].contact_id, leads[1].contact_id
+    assert first is not None and second is not None
+    async with OpenStream(live, workspace, view=lead_view(first, None)) as browser:
+        await deliver(ingest, lead(2))  # another lead: this page is not read
+        assert await browser.quiet("view", 0.6)
         await deliver(ingest, lead(1))
-        await deliver(ingest, lead(2))
-        await live.fanout.drain()
-        leads = await db.read(lambda c: changes_since(c, 0, 10))
-        first, second = leads[0].contact_id, leads[1].contact_id
-        assert first is not None and second is not None
-        async with OpenStream(live, workspace, view=lead_view(first, None)) as browser:
-            await deliver(ingest, lead(2))  # another lead: this page is not read
-            assert await browser.quiet("view", 0.6)
-            await deliver(ingest, lead(1))
-            event = json.loads((await browser.next("view")).data)
-    finally:
-        await live.stop()
+        event = json.loads((await browser.next("view")).data)
     assert CountingViews.reads == 1
     assert event["lead"] == first and f"/leads/{first}/notes" in event["html"]
     assert 'name="_csrf_token" value=""' in event["html"]  # the page puts in its own

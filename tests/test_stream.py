@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from app.db import Database
-from app.ingest.samples import SampleLead, inbound_message, sign
+from app.ingest.samples import SampleLead
 from app.ingest.services import IngestService, WorkspaceDirectory
 from app.leads.cache import BoardCache
 from app.leads.queries import LeadRow
@@ -19,19 +19,11 @@ from app.live.pipeline import LivePipeline
 from app.live.render import LiveEvent, LiveRenderer
 from app.templating import create_environment
 from app.workspaces.models import Workspace
-from tests.conftest import KAPSO_SECRET, PHONE_NUMBER_ID
+from tests.helpers import deliver_inbound
 from tests.live_streams import OpenStream, parse_events
 
 LEAD = SampleLead(phone="6281234567890", name="Budi Santoso", conversation_id="conv-1")
 OTHER = SampleLead(phone="6285712345678", name="Siti Rahmawati", conversation_id="conv-2")
-
-
-async def deliver(service: IngestService, lead: SampleLead, text: str) -> None:
-    d = sign(
-        "whatsapp.message.received", inbound_message(lead, PHONE_NUMBER_ID, text), KAPSO_SECRET
-    )
-    result = await service.receive_kapso({k.lower(): v for k, v in d.headers.items()}, d.body)
-    assert result.outcome.value == "processed"
 
 
 class CountingRenderer(LiveRenderer):
@@ -77,7 +69,7 @@ async def test_live_event_carries_the_rendered_row_and_stats(
     async with OpenStream(live, workspace) as browser:
         status = await browser.next("status")
         assert status.data == "live"
-        await deliver(ingest, LEAD, "Halo kak <b>bold</b>")
+        await deliver_inbound(ingest, LEAD, "Halo kak <b>bold</b>")
         event = await browser.next("lead")
         stats = await browser.next("stats")
     assert browser.started is not None and browser.started["status"] == 200
@@ -95,9 +87,9 @@ async def test_live_event_carries_the_rendered_row_and_stats(
 async def test_reconnect_replays_missed_events_once_per_lead(
     live: LivePipeline, ingest: IngestService, workspace: Workspace
 ) -> None:
-    await deliver(ingest, LEAD, "satu")
-    await deliver(ingest, OTHER, "dua")
-    await deliver(ingest, LEAD, "tiga")
+    await deliver_inbound(ingest, LEAD, "satu")
+    await deliver_inbound(ingest, OTHER, "dua")
+    await deliver_inbound(ingest, LEAD, "tiga")
     async with OpenStream(live, workspace, last_id=0) as browser:
         first = await browser.next("lead")
         second = await browser.next("lead")
@@ -133,7 +125,7 @@ async def test_each_change_is_rendered_once_per_variant_whatever_the_browser_cou
         indonesian = [OpenStream(live, workspace, lang="id") for _ in range(5)]
         for browser in english + indonesian:
             await browser.__aenter__()
-        await deliver(ingest, LEAD, "satu untuk semua")
+        await deliver_inbound(ingest, LEAD, "satu untuk semua")
         rows = [await browser.next("lead") for browser in english + indonesian]
         for browser in english + indonesian:
             await browser.leave()
@@ -149,7 +141,7 @@ async def test_a_second_copy_of_an_event_is_sent_once(
     live: LivePipeline, ingest: IngestService, workspace: Workspace
 ) -> None:
     async with OpenStream(live, workspace) as browser:
-        await deliver(ingest, LEAD, "once")
+        await deliver_inbound(ingest, LEAD, "once")
         first = await browser.next("lead")
         again = Change(int(first.id or 0), workspace.id or 0, LEAD_CHANGED, 1)
         assert live.broker.hub.deliver(again) is False  # e.g. from Redis and from the log tail
@@ -176,7 +168,7 @@ async def test_a_burst_handled_late_says_catching_up_then_live(
     live.fanout.behind_seconds = 0.0  # every burst counts as late
     async with OpenStream(live, workspace) as browser:
         await browser.next("status")
-        await deliver(ingest, LEAD, "late")
+        await deliver_inbound(ingest, LEAD, "late")
         await browser.next("lead")
         states = [(await browser.next("status")).data, (await browser.next("status")).data]
     assert states == ["catching-up", "live"]
@@ -216,7 +208,9 @@ async def test_a_broker_without_browsers_renders_nothing(
     live.fanout._renderer = live.renderer
     await live.start()
     try:
-        await deliver(IngestService(db, live.broker, WorkspaceDirectory(db)), LEAD, "nobody")
+        await deliver_inbound(
+            IngestService(db, live.broker, WorkspaceDirectory(db)), LEAD, "nobody"
+        )
         await live.fanout.drain()
     finally:
         await live.stop()
