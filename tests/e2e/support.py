@@ -290,17 +290,17 @@ async def server_html(server: LiveServer, path: str = "/") -> str:
 # ---- helpers for the board-flow and security suites ---------------------------------------------
 @contextlib.asynccontextmanager
 async def running_server(
-    directory: Path, redis_url: str, *, name: str = "leadboard"
+    directory: Path, redis_url: str, *, name: str = "leadboard", extra_args: tuple[str, ...] = ()
 ) -> AsyncIterator[LiveServer]:
     """A started LiveServer for an `async with` block (what module-scoped fixtures use)."""
-    async with prepared_server(directory, redis_url, name=name) as live:
+    async with prepared_server(directory, redis_url, name=name, extra_args=extra_args) as live:
         await live.start()
         yield live
 
 
 @contextlib.asynccontextmanager
 async def prepared_server(
-    directory: Path, redis_url: str, *, name: str = "leadboard"
+    directory: Path, redis_url: str, *, name: str = "leadboard", extra_args: tuple[str, ...] = ()
 ) -> AsyncIterator[LiveServer]:
     """A LiveServer not started yet, so the caller can prepare its database first (`run_cli`
     against `live.database_url`); SIGTERMed (and asserted clean) on the way out."""
@@ -309,6 +309,7 @@ async def prepared_server(
         db_path=directory / f"{name}.sqlite",
         redis_url=redis_url,
         log_path=directory / f"{name}.log",
+        extra_args=extra_args,
     )
     try:
         yield live

@@ -4,6 +4,7 @@ and leaves the view live, and the browser never re-fetches its board to find out
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from playwright.async_api import Page, Request, expect
 
@@ -26,13 +27,12 @@ def lead(i: int, name: str) -> SampleLead:
     return SampleLead(phone=f"62817200{i:05d}", name=name, conversation_id=f"v-{i}")
 
 
-def count_board_fetches(page: Page) -> list[str]:
-    """Every GET of the board (the page itself or its fragment) the tab makes from now on."""
+def count_fetches(page: Page, path: str = "/") -> list[str]:
+    """Every GET the tab makes from now on of `path` (default: the board, page or fragment)."""
     fetched: list[str] = []
 
     def on_request(request: Request) -> None:
-        path = request.url.split("://", 1)[1].split("/", 1)[1] if "://" in request.url else ""
-        if request.method == "GET" and (path == "" or path.startswith("?")):
+        if request.method == "GET" and urlsplit(request.url).path == path:
             fetched.append(request.url)
 
     page.on("request", on_request)
@@ -65,7 +65,7 @@ async def test_a_filtered_view_gains_and_loses_leads_live(server: LiveServer, pa
     await sign_in(page, server, "/?status=new")
     await expect(page.locator(ROWS)).to_have_count(2)
     await expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
-    fetched = count_board_fetches(page)
+    fetched = count_fetches(page)
     await page.evaluate("window.__marker = 'no-reload'")
 
     # A new lead enters the view at the top...
@@ -89,7 +89,7 @@ async def test_a_score_sorted_view_reorders_live(server: LiveServer, page: Page)
     await sign_in(page, server, "/?sort=score")
     await expect(page.locator(ROWS)).to_have_count(3)
     assert await names(page) == ["Eko", "Dewi", "Fajar"]
-    fetched = count_board_fetches(page)
+    fetched = count_fetches(page)
     # Fajar's score jumps: his row moves to the top, the others keep their order.
     await post_sarah(server, lead(12, "").phone, state="scoring", score=95, temperature="hot")
     await expect(page.locator(ROWS).first).to_contain_text("Fajar")
@@ -110,7 +110,7 @@ async def test_the_pipeline_moves_a_card_between_columns_live(
         for status in ("new", "contacted")
     )
     await expect(new).to_have_count(1)
-    fetched = count_board_fetches(page)
+    fetched = count_fetches(page)
     await set_status(server, lead_id, "contacted")
     await expect(contacted).to_have_count(1)
     await expect(new).to_have_count(0)
@@ -137,13 +137,7 @@ async def test_a_lead_page_updates_live_and_keeps_a_note_being_typed(
     lead_id = await lead_id_for(server, who.phone)
     await sign_in(page, server, f"/leads/{lead_id}")
     await expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
-    fetched: list[str] = []
-    page.on(
-        "request",
-        lambda r: (
-            fetched.append(r.url) if r.method == "GET" and f"/leads/{lead_id}" in r.url else None
-        ),
-    )
+    fetched = count_fetches(page, f"/leads/{lead_id}")
     note = page.locator("#note-body")
     await note.click()
     await note.type("Sudah saya telepon, minta")

@@ -25,7 +25,7 @@ from app.ingest.samples import Delivery, SampleLead, inbound_message, sign
 from app.reconcile.scheduler import IN_PROCESS_NAME
 from app.workspaces.services import DEMO_PHONE_NUMBER_ID, DEMO_WEBHOOK_SECRET
 from tests.conftest import free_port
-from tests.e2e.support import PROJECT_ROOT, LiveServer, leadboard_command
+from tests.e2e.support import PROJECT_ROOT, LiveServer, leadboard_command, running_server
 
 LEADS = 40
 MESSAGES_PER_LEAD = 5  # 200 deliveries, each posted twice: 400 requests
@@ -35,21 +35,9 @@ TAKEOVER_LIMIT = 20.0  # seconds: lock retry (5 s) + the schedule's first heartb
 
 @pytest.fixture
 async def workers(tmp_path: Path) -> AsyncIterator[LiveServer]:
-    live = LiveServer(
-        port=free_port(),
-        db_path=tmp_path / "workers.sqlite",
-        redis_url="",  # no Redis: the in-process broker, and the schedule in one process
-        log_path=tmp_path / "server.log",
-        extra_args=("--workers", "2"),
-    )
-    await live.start()
-    try:
+    # No Redis: the in-process broker, and the schedule in one process.
+    async with running_server(tmp_path, "", name="workers", extra_args=("--workers", "2")) as live:
         yield live
-        if live.running:
-            await live.stop()
-    finally:
-        await live.kill()
-        live.close_logs()
 
 
 def fresh_connections(server: LiveServer) -> httpx.AsyncClient:
