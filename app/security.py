@@ -104,6 +104,31 @@ class LoginThrottle:
         await self.store.delete(self._keys(email, "")[0])
 
 
+class RedisOutage:
+    """Whether to try Redis now: after a failure it is left alone for `retry_seconds`; losing it
+    is logged once, its return once. FallbackStore and RateLimiter share this rule."""
+
+    def __init__(self, name: str, retry_seconds: float = REDIS_RETRY_SECONDS) -> None:
+        self.name = name
+        self.retry_seconds = retry_seconds
+        self.down = False
+        self._until = 0.0
+
+    def worth_trying(self) -> bool:
+        return time.monotonic() >= self._until
+
+    def failed(self, exc: BaseException, fallback: str) -> None:
+        if not self.down:
+            log.warning("%s: Redis unreachable, %s: %s", self.name, fallback, exc)
+        self.down = True
+        self._until = time.monotonic() + self.retry_seconds
+
+    def succeeded(self) -> None:
+        if self.down:
+            log.info("%s: Redis reachable again", self.name)
+            self.down = False
+
+
 class FallbackStore(Store):
     """A store in Redis that keeps answering when Redis does not.
 
@@ -123,29 +148,20 @@ class FallbackStore(Store):
     ) -> None:
         self.primary = primary
         self.fallback = fallback if fallback is not None else MemoryStore()
-        self.name = name
-        self.retry_seconds = retry_seconds
-        self._down_until = 0.0
-        self._down = False
+        self.outage = RedisOutage(name, retry_seconds)
 
     @property
     def degraded(self) -> bool:
-        return self._down
+        return self.outage.down
 
     async def _run(self, op: Callable[[Store], Awaitable[T]]) -> T:
-        now = time.monotonic()
-        if now >= self._down_until:
+        if self.outage.worth_trying():
             try:
                 result = await op(self.primary)
             except (RedisError, OSError) as exc:
-                if not self._down:
-                    log.warning("%s: Redis unreachable, using process memory: %s", self.name, exc)
-                self._down = True
-                self._down_until = now + self.retry_seconds
+                self.outage.failed(exc, "using process memory")
             else:
-                if self._down:
-                    log.info("%s: Redis reachable again", self.name)
-                    self._down = False
+                self.outage.succeeded()
                 return result
         return await op(self.fallback)
 
@@ -201,8 +217,7 @@ class RateLimiter:
         self._memory: dict[str, int] = {}
         self._memory_window = 0
         self._redis = None
-        self._redis_down_until = 0.0
-        self._redis_down = False
+        self._outage = RedisOutage("rate limits")
         if redis_url:
             from redis.asyncio import Redis
 
@@ -221,21 +236,16 @@ class RateLimiter:
         reset = window_start + self.window - now
         limit = next(limit for prefix, limit in self.rules if prefix == group)
         key = f"{self.namespace}:rl:{group}:{client}:{window_start}"
-        if self._redis is not None and time.monotonic() >= self._redis_down_until:
+        if self._redis is not None and self._outage.worth_trying():
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     pipe.incr(key)
                     pipe.expire(key, self.window + 1)
                     count, _ = await pipe.execute()
             except Exception as exc:  # Redis down: count here; never refuse traffic for that
-                if not self._redis_down:
-                    log.warning("rate limits: Redis unreachable, counting in memory: %s", exc)
-                self._redis_down = True
-                self._redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
+                self._outage.failed(exc, "counting in memory")
             else:
-                if self._redis_down:
-                    log.info("rate limits: Redis reachable again")
-                    self._redis_down = False
+                self._outage.succeeded()
                 return int(count) <= limit, reset
         if window_start != self._memory_window:
             self._memory.clear()
