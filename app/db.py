@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
+from app.pg_writer import PostgresWriter
 from app.prepared import run_sql
 
 T = TypeVar("T")
@@ -356,6 +357,7 @@ class Database:
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writer = SqliteWriter(url) if self.is_sqlite else None
         self._readers = SqliteReaders(url) if self.is_sqlite else None
+        self._pg_writer = None if self.is_sqlite else PostgresWriter(self.engine, lanes=4)
 
     @property
     def read_engine(self) -> Engine:
@@ -375,16 +377,19 @@ class Database:
             await conn.execution_options(isolation_level="REPEATABLE READ")
             return await conn.run_sync(fn)
 
-    async def run_write(self, fn: Callable[[Connection], T]) -> T:
-        """Run `fn(connection)` as one committed write transaction; its exception rolls it back.
+    async def run_write(self, fn: Callable[[Connection], T], *, order: str = "") -> T:
+        """Run `fn(connection)` in a committed write transaction; its exception undoes only its
+        own writes. Returns once the transaction has committed.
 
-        The write paths that carry traffic (webhooks, the bot) use this: on SQLite a single writer
-        thread with group commit, on PostgreSQL a pooled connection per call.
+        The write paths that carry traffic (webhooks, the bot, sessions) use this: group commit
+        on both databases, on SQLite through one writer thread (SqliteWriter), on PostgreSQL
+        through a few lanes of held connections (app/pg_writer.py). `order` names what the write
+        locks (a lead): PostgreSQL batches take their locks in that order.
         """
         if self._writer is not None:
             return await self._writer.submit(fn)
-        async with self.engine.connect() as conn, conn.begin():
-            return await conn.run_sync(fn)
+        assert self._pg_writer is not None
+        return await self._pg_writer.submit(fn, order=order)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -411,4 +416,6 @@ class Database:
             await asyncio.to_thread(self._writer.close)
         if self._readers is not None:
             await asyncio.to_thread(self._readers.close)
+        if self._pg_writer is not None:
+            await self._pg_writer.close()
         await self.engine.dispose()

@@ -1,9 +1,8 @@
-"""Prepared statements: on SQLite run on the cursor, answering exactly what SQLAlchemy would.
+"""Prepared statements: run on the DBAPI cursor, answering exactly what SQLAlchemy would.
 
 Each test builds a small table inline and runs the same statement both ways (Prepared, and plain
 Connection.execute) on a real database: a SQLite file through the writer's driver (pysqlite), the
-app's async driver (aiosqlite, as the retry job uses it), and PostgreSQL (where Prepared defers to
-SQLAlchemy).
+app's async driver (aiosqlite, as the retry job uses it), and PostgreSQL (asyncpg's cursor).
 """
 
 from __future__ import annotations

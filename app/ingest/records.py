@@ -105,6 +105,14 @@ class ParsedDelivery:
     ignored: list[str] = field(default_factory=list)  # why parts of the body were skipped
     is_test: bool = False  # Kapso's dashboard "send test event"
 
+    def lock_order(self, workspace_id: int) -> str:
+        """The lead whose row applying this delivery locks first (see Database.run_write)."""
+        for record in self.records:
+            lead = record.lead
+            if lead.phone_e164 or lead.bsuid:
+                return f"{workspace_id}:{lead.phone_e164 or lead.bsuid}"
+        return ""
+
 
 class UnsupportedEvent(Exception):
     """The event type is not one we act on; the delivery is acknowledged and ignored."""

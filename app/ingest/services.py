@@ -293,7 +293,7 @@ class IngestService:
             return _process_delivery(conn, ws_id, provider, key, event_type, body_text, parsed)
 
         try:
-            outcome = await self.db.run_write(process)
+            outcome = await self.db.run_write(process, order=parsed.lock_order(ws_id))
         except _Duplicate:
             await self.db.run_write(lambda conn: _count_duplicate(conn, provider, key))
             outcome = None

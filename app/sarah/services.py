@@ -285,7 +285,10 @@ class SarahService:
 
     async def save(self, workspace_id: int, body: object) -> SyncResult:
         upd = parse_update(body)
-        result = await self.db.run_write(lambda conn: save_and_sync(conn, workspace_id, upd, body))
+        result = await self.db.run_write(
+            lambda conn: save_and_sync(conn, workspace_id, upd, body),
+            order=f"{workspace_id}:{upd.contact_phone}",
+        )
         await self.broker.publish(result.changes)
         return result
 
