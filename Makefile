@@ -42,7 +42,6 @@ lint: install
 bench: install
 	@./scripts/system-deps.sh --bench
 	$(PY) bench/ingest.py
-	$(PY) bench/workers.py
 	$(PY) bench/live_latency.py
 	$(PY) bench/fanout.py
 	$(PY) bench/sarah.py
