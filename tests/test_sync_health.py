@@ -18,6 +18,7 @@ from app.i18n import language
 from app.ingest.models import WebhookInbox
 from app.leads.models import Contact
 from app.reconcile.health import (
+    RATE_SAMPLE,
     Issue,
     assess_feed,
     feed_health,
@@ -194,12 +195,51 @@ async def test_feed_health_counts_from_the_database(
 
     assert feed.last_webhook_at == NOW - 5 * MIN
     assert (feed.events_last_hour, feed.events_last_day) == (4, 8)
+    indicator = await db.read(lambda conn: feed_health(conn, workspace, now=NOW, exact=False))
+    assert indicator.events_last_day == 8  # fewer than RATE_SAMPLE: counted exactly
     assert (feed.inbox_backlog, feed.inbox_failed, feed.inbox_failed_last_day) == (1, 1, 1)
     assert feed.oldest_unprocessed_at == NOW - 6 * H
     assert feed.worker.name == "worker-a"  # the freshest heartbeat speaks for the workers
     assert feed.state == "amber"
     assert feed.reason == "1 webhook event could not be processed (given up)"
     assert [i.message for i in feed.issues][1:] == ["1 webhook event failed, retrying"]
+
+
+async def test_the_indicator_estimates_a_busy_day_and_judges_it_as_the_exact_count_does(
+    db: Database, workspace: Workspace
+) -> None:
+    # One delivery every 10 s for the last 2 h 30 min (900), and one a day ago: the exact
+    # count is 901; the indicator reads the newest RATE_SAMPLE and estimates the day's rate.
+    rows = [
+        {
+            "workspace_id": workspace.id,
+            "provider": "kapso",
+            "delivery_key": f"busy-{i}",
+            "event_type": "whatsapp.message.received",
+            "body": "{}",
+            "received_at": NOW - timedelta(seconds=10 * i + 45 * 60),
+            "processed_at": NOW,
+            "attempts": 1,
+            "duplicates": 0,
+        }
+        for i in range(900)
+    ]
+    async with db.write() as session:
+        await session.execute(insert(WebhookInbox.__table__), rows)  # type: ignore[attr-defined]
+    await add_inbox(db, workspace, NOW - 23 * H)
+
+    exact = await db.read(lambda conn: feed_health(conn, workspace, now=NOW))
+    estimated = await db.read(lambda conn: feed_health(conn, workspace, now=NOW, exact=False))
+
+    assert exact.events_last_day == 901
+    # The newest 500 span 45 min + 499 * 10 s: a rate of about 11,000 a day, above the count.
+    assert RATE_SAMPLE < estimated.events_last_day < 20_000
+    # Judged alike: 45 min of silence where deliveries usually come every few seconds.
+    # (The usual gap in the text differs: a day's average against the recent rate.)
+    assert [(i.state, i.msgid) for i in exact.issues] == [
+        (i.state, i.msgid) for i in estimated.issues
+    ]
+    assert any(i.message.startswith("nothing received") for i in estimated.issues)
 
 
 # -- over HTTP -----------------------------------------------------------------------------------

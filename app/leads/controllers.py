@@ -67,7 +67,7 @@ class BoardController(Controller):
         def read(conn: Connection) -> BoardRead:
             # The event position first: whatever commits after it reaches the page as a replay.
             last_event_id = latest_change_id(conn, ws)
-            feed = None if fragment else feed_health(conn, workspace)  # the header's indicator
+            feed = None if fragment else feed_health(conn, workspace, exact=False)  # indicator
             if query.view == "pipeline":
                 columns = pipeline_columns(conn, ws, query, user_id, facets=facets)
                 return last_event_id, feed, None, columns

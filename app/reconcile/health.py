@@ -256,6 +256,16 @@ _RECENT = Prepared(
         ),
     ).where(inbox.c.workspace_id == bindparam("ws"), inbox.c.received_at >= bindparam("day_ago"))
 )
+# The indicator's estimate on busy days: when this many arrived in the last day, the usual gap is
+# taken from the newest of them (an index walk of this many entries, whatever the day's volume).
+RATE_SAMPLE = 500
+_SAMPLE_START = Prepared(
+    select(inbox.c.received_at)
+    .where(inbox.c.workspace_id == bindparam("ws"), inbox.c.received_at >= bindparam("day_ago"))
+    .order_by(inbox.c.received_at.desc())
+    .offset(RATE_SAMPLE - 1)
+    .limit(1)
+)
 # The unprocessed rows: the (processed_at, id) index holds them apart, and there are few.
 _GIVEN_UP = inbox.c.attempts >= MAX_ATTEMPTS
 _PENDING = Prepared(
@@ -287,17 +297,40 @@ _LAST_HEARTBEAT = Prepared(
 )
 
 
+def _day_and_hour(conn: Connection, values: dict[str, Any], exact: bool) -> tuple[int, int]:
+    """(deliveries in the last day, in the last hour); not exact: the day's as a rate estimated
+    from the newest RATE_SAMPLE when there were more (the hour's then 0, not shown)."""
+    if not exact:
+        start = _SAMPLE_START.first(conn, values)
+        if start is not None:
+            span = max(values["now"] - start[0], timedelta(seconds=1))
+            return max(RATE_SAMPLE, round(RATE_SAMPLE * (timedelta(days=1) / span))), 0
+    recent = _RECENT.first(conn, values)
+    return int(recent[0]), int(recent[1])
+
+
 def feed_health(
-    conn: Connection, workspace: Workspace, *, now: datetime | None = None
+    conn: Connection, workspace: Workspace, *, now: datetime | None = None, exact: bool = True
 ) -> FeedHealth:
-    """The indicator's figures for one workspace."""
+    """The indicator's figures for one workspace.
+
+    `exact=False` is for the indicator on every board page and its minute poll: counting a
+    busy day's deliveries cost 25 ms on SQLite and 84 ms on PostgreSQL at 100,000 a day, on
+    every full page; the estimate reads RATE_SAMPLE index entries and judges the same way (the
+    limits are clamped to their minimums long before a day holds RATE_SAMPLE deliveries).
+    """
     assert workspace.id is not None
     now = now or utcnow()
     ws = workspace.id
-    values = {"ws": ws, "day_ago": now - timedelta(days=1), "hour_ago": now - timedelta(hours=1)}
+    values = {
+        "ws": ws,
+        "now": now,
+        "day_ago": now - timedelta(days=1),
+        "hour_ago": now - timedelta(hours=1),
+    }
     last_webhook = _LAST_WEBHOOK.first(conn, values)
     last_webhook_at = last_webhook[0] if last_webhook is not None else None
-    recent = _RECENT.first(conn, values)
+    events_last_day, events_last_hour = _day_and_hour(conn, values, exact)
     pending = _PENDING.first(conn, values)
     unresolved = _UNRESOLVED.first(conn, values)[0]
     last_run = _LAST_RUN_ERROR.first(conn, values)
@@ -309,7 +342,7 @@ def feed_health(
     issues = assess_feed(
         now=now,
         last_webhook_at=last_webhook_at,
-        events_last_day=int(recent[0]),
+        events_last_day=events_last_day,
         inbox_backlog=int(pending[0]),
         inbox_failed_last_day=int(pending[2]),
         sync_failures_unresolved=int(unresolved),
@@ -321,8 +354,8 @@ def feed_health(
         workspace_slug=workspace.slug,
         now=now,
         last_webhook_at=last_webhook_at,
-        events_last_hour=int(recent[1]),
-        events_last_day=int(recent[0]),
+        events_last_hour=events_last_hour,
+        events_last_day=events_last_day,
         inbox_backlog=int(pending[0]),
         inbox_failed=int(pending[1]),
         inbox_failed_last_day=int(pending[2]),
@@ -337,8 +370,8 @@ def feed_health(
 async def feed_for(
     db: Database, workspace: Workspace, *, now: datetime | None = None
 ) -> FeedHealth:
-    """`feed_health` as a read of its own (for a page handler that reads nothing else)."""
-    return await db.read(lambda conn: feed_health(conn, workspace, now=now))
+    """The indicator (`feed_health`, estimated on busy days) as a read of its own."""
+    return await db.read(lambda conn: feed_health(conn, workspace, now=now, exact=False))
 
 
 @dataclass(frozen=True, slots=True)
