@@ -41,6 +41,16 @@ class Contact(SQLModel, table=True):
         Index("ix_contacts_ws_business", "workspace_id", "business_type", "last_activity_at"),
         Index("ix_contacts_ws_location", "workspace_id", "location", "last_activity_at"),
         Index("ix_contacts_ws_hot", "workspace_id", "hot_since"),
+        # "Stale" (?stale=1): only flagged leads are in it, so a board with none flagged is an
+        # empty index walk instead of a scan of every lead (311 ms at 100,000 on SQLite).
+        Index(
+            "ix_contacts_ws_stale",
+            "workspace_id",
+            "last_activity_at",
+            "id",
+            sqlite_where=text("stale_flagged_at IS NOT NULL"),
+            postgresql_where=text("stale_flagged_at IS NOT NULL"),
+        ),
         ForeignKeyConstraint(["owner_user_id"], ["users.id"], name="fk_contacts_owner_user_id"),
     )
 

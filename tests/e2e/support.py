@@ -70,7 +70,8 @@ class LiveServer:
     """One `leadboard serve` process; restartable on the same port and database.
 
     redis_url "" runs it without Redis (the in-process broker and schedule); extra_args go after
-    `serve --host --port` (e.g. `("--workers", "2")`).
+    `serve --host --port` (e.g. `("--workers", "2")`); database (a URL) replaces the SQLite file
+    at db_path; env goes over the environment the server is given.
     """
 
     port: int
@@ -82,6 +83,8 @@ class LiveServer:
     # restarted server keeps its signed-in browsers.
     namespace: str = field(default_factory=lambda: f"e2e-{uuid.uuid4().hex[:12]}")
     extra_args: tuple[str, ...] = ()
+    database: str = ""
+    env: dict[str, str] = field(default_factory=dict)
     proc: asyncio.subprocess.Process | None = None
     starts: int = 0
     _logs: list[IO[bytes]] = field(default_factory=list)
@@ -92,7 +95,7 @@ class LiveServer:
 
     @property
     def database_url(self) -> str:
-        return f"sqlite+aiosqlite:///{self.db_path}"
+        return self.database or f"sqlite+aiosqlite:///{self.db_path}"
 
     @property
     def running(self) -> bool:
@@ -115,6 +118,7 @@ class LiveServer:
         )
         if not self.redis_url:
             env.pop("REDIS_URL")
+        env.update(self.env)
         log = self.log_path.open("ab")
         self._logs.append(log)
         log.write(f"\n===== start #{self.starts + 1} =====\n".encode())
