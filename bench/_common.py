@@ -248,12 +248,12 @@ def leadboard_server(
     name: str = "leadboard",
     database_url: str | None = None,
     env: dict[str, str] | None = None,
-) -> Iterator[tuple[str, Child, Path]]:
+) -> Iterator[tuple[str, Child, Path | str]]:
     """`leadboard serve` exactly as in production, on a fresh SQLite file and a free port.
 
     database_url: use that database instead (an existing SQLite file, or PostgreSQL, e.g. from
-    `postgres_database()`); db_path is then the unused path of the file it would have made.
-    env: more environment for the server. Yields (base_url, child, db_path).
+    `postgres_database()`). env: more environment for the server. Yields (base_url, child,
+    database): the SQLite file's path, or database_url when given (what bench/_db.py reads).
     """
     port = free_port()
     rundir = workdir / f"{name}-{port}"
@@ -272,7 +272,7 @@ def leadboard_server(
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(child, f"{base}/healthz")
-        yield base, child, db_path
+        yield base, child, database_url or db_path
     finally:
         child.stop()
 

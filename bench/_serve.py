@@ -7,16 +7,15 @@ process tree (uvicorn's supervisor and its workers).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 from _common import LEADBOARD_BIN, Child, free_port, wait_http
+from _db import settle
 
 INBOX_COUNTS = {
     "processed": "SELECT count(*) FROM webhook_inbox WHERE processed_at IS NOT NULL",
@@ -42,6 +41,21 @@ def process_tree(pid: int) -> list[int]:
     return found
 
 
+def postgres_cpu() -> float:
+    """CPU seconds used so far by every PostgreSQL server process on this machine (the server
+    shares the cores with the app and wrk; a run's delta says what its database work cost)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = (entry / "stat").read_text()
+                if stat.split("(", 1)[1].split(")", 1)[0] == "postgres":
+                    fields = stat.rsplit(")", 1)[1].split()
+                    total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 def tree_cpu(pids: list[int]) -> dict[int, float]:
     ticks = os.sysconf("SC_CLK_TCK")
     out: dict[int, float] = {}
@@ -50,47 +64,6 @@ def tree_cpu(pids: list[int]) -> dict[int, float]:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             out[pid] = (int(fields[11]) + int(fields[12])) / ticks
     return out
-
-
-def db_counts(database_url: str, counts: dict[str, str] = INBOX_COUNTS) -> dict[str, int]:
-    """Run each named `SELECT count(*) ...` once."""
-    if database_url.startswith("sqlite"):
-        path = database_url.split(":///", 1)[1]
-        with sqlite3.connect(path, timeout=30) as conn:
-            return {k: int(conn.execute(q).fetchone()[0]) for k, q in counts.items()}
-
-    async def count() -> dict[str, int]:
-        import asyncpg
-
-        conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
-        try:
-            return {k: int(await conn.fetchval(q)) for k, q in counts.items()}
-        finally:
-            await conn.close()
-
-    return asyncio.run(count())
-
-
-def analyze(database_url: str) -> None:
-    """ANALYZE after the warm-up, as autovacuum (or SQLite's optimize) does within a minute of a
-    table growing: the measured window is the steady state, not a fresh file's first minute
-    (before it, PostgreSQL planned the lead lookup on a stale, empty-table estimate and scanned
-    an index of every lead, 0.5 ms a delivery and growing)."""
-    if database_url.startswith("sqlite"):
-        with sqlite3.connect(database_url.split(":///", 1)[1], timeout=30) as conn:
-            conn.execute("ANALYZE")
-        return
-
-    async def analyze() -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
-        try:
-            await conn.execute("ANALYZE")
-        finally:
-            await conn.close()
-
-    asyncio.run(analyze())
 
 
 def answering_pids(base: str, want: int, within: float = 60.0) -> set[int]:
@@ -102,21 +75,6 @@ def answering_pids(base: str, want: int, within: float = 60.0) -> set[int]:
             seen.add(int(httpx.get(f"{base}/healthz", timeout=2.0).json()["pid"]))
         time.sleep(0.02)
     return seen
-
-
-def settled_counts(
-    database_url: str, counts: dict[str, str] = INBOX_COUNTS, timeout: float = 15.0
-) -> dict[str, int]:
-    """Counts once in-flight requests have drained (two equal readings 0.5 s apart)."""
-    deadline = time.monotonic() + timeout
-    last = db_counts(database_url, counts)
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        now = db_counts(database_url, counts)
-        if now == last:
-            return now
-        last = now
-    return last
 
 
 @contextlib.contextmanager
@@ -148,3 +106,8 @@ def serve(
         yield base, child, url
     finally:
         child.stop()
+
+
+def settled_counts(database_url: str) -> dict[str, int]:
+    """The inbox counts once in-flight requests have drained."""
+    return settle(database_url, INBOX_COUNTS)

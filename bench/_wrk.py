@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from _common import BENCH_DIR, Child, echo_server, redis_server
-from _db import settle
+from _db import DatabaseRef, analyze, settle
 from _profile import py_spy
 
 LUA = BENCH_DIR / "wrk_replay.lua"
@@ -193,7 +193,7 @@ class Measured:
 def measure_server(
     base: str,
     child: Child,
-    db_path: Path,
+    db_path: DatabaseRef,
     files: tuple[Path, Path],
     path: str,
     load: Load,
@@ -207,6 +207,7 @@ def measure_server(
     """
     warm_file, main_file = files
     warm_up(base, warm_file, path, load)
+    analyze(db_path)  # the steady state's plans, as autovacuum makes them (bench/_db.py)
     before = settle(db_path, counts)
     cpu0 = child.cpu_seconds()
     with py_spy(child, profile_dir, load.duration):

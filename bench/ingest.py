@@ -43,7 +43,8 @@ from _common import (
     postgres_database,
     scratch_dir,
 )
-from _serve import analyze, process_tree, serve, settled_counts, tree_cpu
+from _db import analyze
+from _serve import postgres_cpu, process_tree, serve, settled_counts, tree_cpu
 from _wrk import (
     Load,
     WrkResult,
@@ -75,6 +76,7 @@ class Run:
     wrk: WrkResult
     delta: dict[str, int]
     cpu_s: float
+    postgres_cpu_s: float
     error_lines: int
 
     @property
@@ -94,9 +96,9 @@ def measure(
         analyze(url)
         before = settled_counts(url)
         pids = process_tree(child.pid)
-        cpu0 = tree_cpu(pids)
+        cpu0, pg0 = tree_cpu(pids), postgres_cpu()
         result = run_wrk(base, files[1], WEBHOOK_PATH, load, seconds=load.duration)
-        cpu1 = tree_cpu(pids)
+        cpu1, pg1 = tree_cpu(pids), postgres_cpu()
         after = settled_counts(url)
         log = child.log_path.read_text(errors="replace")
     return Run(
@@ -104,6 +106,7 @@ def measure(
         wrk=result,
         delta={k: after[k] - before[k] for k in after},
         cpu_s=sum(cpu1[p] - cpu0[p] for p in cpu1 if p in cpu0),
+        postgres_cpu_s=pg1 - pg0,
         error_lines=sum(1 for line in log.splitlines() if "ERROR" in line or "Traceback" in line),
     )
 
@@ -114,7 +117,13 @@ def print_run(r: Run) -> None:
         f"  {r.setup.label:26s} {r.processed_per_s:7,.0f} processed/s  p50 {w.p50_ms:6.1f} ms"
         f"  p99 {w.p99_ms:6.1f} ms  errors {w.errors}  queued {d['unprocessed']}"
         f"  duplicates {d['duplicates']}  log errors {r.error_lines}"
-        f"  CPU {100 * r.cpu_s / w.duration_s:.0f}% of a core",
+        f"  CPU {100 * r.cpu_s / w.duration_s:.0f}% of a core"
+        + (
+            f" + PostgreSQL {100 * r.postgres_cpu_s / w.duration_s:.0f}%"
+            if r.setup.database == "postgres"
+            else ""
+        )
+        + f", wrk {100 * w.wrk_cpu_s / w.duration_s:.0f}%",
         flush=True,
     )
 
@@ -230,12 +239,20 @@ def _report(
             else ""
         )
         each = ", ".join(fmt(r.processed_per_s) for r in runs)
+        app_cpu = median([100 * r.cpu_s / r.wrk.duration_s for r in runs])
+        pg_cpu = median([100 * r.postgres_cpu_s / r.wrk.duration_s for r in runs])
+        per_delivery = median(
+            [1000 * (r.cpu_s + r.postgres_cpu_s) / max(1, r.delta["processed"]) for r in runs]
+        )
+        cpu = f"CPU {fmt(app_cpu)}% of a core" + (
+            f" + PostgreSQL {fmt(pg_cpu)}%" if setup.database == "postgres" else ""
+        )
         print(
             f"{setup.label:26s} {fmt(proc)} processed/s ({each})"
             f", x{proc / rate(first):.2f} of {first.label}{vs_one}, x{proc / base:.3f} of baseline;"
             f" p50 {fmt(median([r.wrk.p50_ms for r in runs]), 1)} ms, p99 "
-            f"{fmt(median([r.wrk.p99_ms for r in runs]), 1)} ms; CPU "
-            f"{fmt(median([100 * r.cpu_s / r.wrk.duration_s for r in runs]))}% of a core; errors "
+            f"{fmt(median([r.wrk.p99_ms for r in runs]), 1)} ms; {cpu}"
+            f" ({fmt(per_delivery, 2)} ms a delivery); errors "
             f"{[r.wrk.errors for r in runs]}, queued {[r.delta['unprocessed'] for r in runs]}, "
             f"log errors {[r.error_lines for r in runs]}"
         )

@@ -1,13 +1,18 @@
 """Sarah's state API (POST /sarah/state): sustained throughput, and POST-to-DOM latency.
 
-    .venv/bin/python bench/sarah.py [--duration 15] [--connections 32] [--repeat 3] [--redis]
+    .venv/bin/python bench/sarah.py [--database sqlite postgres] [--duration 15]
+                                    [--connections 32] [--repeat 3] [--redis]
                                     [--events 300] [--part all|throughput|live]
+
+Every part runs on each --database (both by default, PostgreSQL on a fresh database of the
+local server), in one run, so the report shows them side by side.
 
 Part 1, throughput (like bench/ingest.py). Each repeat measures, back to back:
   (a) the baseline: bench/_echo_app.py (bare Litestar JSON echo) under uvicorn, one worker, fed
       the same bodies;
-  (b) `leadboard serve` (one uvicorn worker, demo workspace, fresh SQLite file; in-process broker
-      or a private redis-server with --redis). Before the run, half of the --leads leads are
+  (b) `leadboard serve` on each database in turn (one uvicorn worker, demo workspace, a fresh
+      SQLite file or PostgreSQL database; in-process broker or a private redis-server with
+      --redis), ANALYZEd after its warm-up. Before the run, half of the --leads leads are
       created by signed Kapso webhooks, so the Sarah posts exercise both paths: "create" (the
       lead's first appearance) and "update".
 Load: wrk (one thread) with bench/wrk_replay.lua, cycling through pre-generated posts with
@@ -39,7 +44,6 @@ import collections
 import contextlib
 import json
 import random
-import sqlite3
 import sys
 import time
 from dataclasses import dataclass
@@ -63,16 +67,18 @@ from _browser import (
 from _common import (
     WEBHOOK_PATH,
     DeliveryMix,
+    PostgresUnavailable,
     command_line,
     fmt,
     install_sigterm_handler,
     leadboard_server,
     median,
     percentile,
+    postgres_database,
     redis_server,
     scratch_dir,
 )
-from _db import db_counts
+from _db import DatabaseRef, db_counts, rows
 from _profile import add_profile_option
 from _sarah_posts import (
     SARAH_HEADERS,
@@ -96,6 +102,7 @@ from _wrk import (
 from app.ingest.samples import SampleLead
 from app.phones import normalize_wa_id
 
+DATABASE_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 ECHO_PATH = "/webhooks/kapso"  # the only POST route bench/_echo_app.py has; it ignores headers
 TARGETS = {"posts_per_s": 1000.0, **LATENCY_TARGETS}
 
@@ -116,8 +123,8 @@ COUNTS = {
     "mismatched": (
         "SELECT count(*) FROM sarah_states s JOIN contacts c"
         " ON c.workspace_id = s.workspace_id AND c.phone_e164 = s.contact_phone"
-        " WHERE c.score IS NOT s.lead_score OR c.temperature IS NOT s.lead_temperature"
-        " OR c.phase IS NOT s.state"
+        " WHERE c.score IS DISTINCT FROM s.lead_score"
+        " OR c.temperature IS DISTINCT FROM s.lead_temperature OR c.phase IS DISTINCT FROM s.state"
     ),
     "orphan_states": (
         "SELECT count(*) FROM sarah_states s WHERE NOT EXISTS (SELECT 1 FROM contacts c"
@@ -126,15 +133,12 @@ COUNTS = {
 }
 
 
-def contact_ids(db_path: Path, phones: list[str]) -> dict[str, int]:
+def contact_ids(db: DatabaseRef, phones: list[str]) -> dict[str, int]:
     """E.164 -> contact id."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
-    try:
-        rows = conn.execute("SELECT phone_e164, id FROM contacts").fetchall()
-    finally:
-        conn.close()
     wanted = set(phones)
-    return {str(p): int(i) for p, i in rows if p in wanted}
+    return {
+        str(p): int(i) for p, i in rows(db, "SELECT phone_e164, id FROM contacts") if p in wanted
+    }
 
 
 # -- seeding -------------------------------------------------------------------------------------
@@ -157,7 +161,7 @@ async def create_by_webhook(
         await asyncio.gather(*(send(i) for i in range(len(wires))))
 
 
-def wait_contacts(db_path: Path, expected: int, timeout: float = 60.0) -> int:
+def wait_contacts(db_path: DatabaseRef, expected: int, timeout: float = 60.0) -> int:
     deadline = time.monotonic() + timeout
     while True:
         n = db_counts(db_path, COUNTS)["contacts"]
@@ -192,9 +196,30 @@ def measure_sarah(
     seed: int,
     redis_url: str | None,
     profile_dir: Path | None,
+    database: str,
 ) -> SarahRun:
-    """One fresh `leadboard serve`: half the leads created by webhook, warm-up, measured run."""
-    with leadboard_server(workdir, redis_url) as (base, child, db_path):
+    """One fresh `leadboard serve` on a fresh database: half the leads created by webhook,
+    warm-up, measured run."""
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(postgres_database()) if database == "postgres" else None
+        return _measure_sarah(load, workdir, files, precreate, seed, redis_url, profile_dir, url)
+
+
+def _measure_sarah(
+    load: Load,
+    workdir: Path,
+    files: tuple[Path, Path],
+    precreate: list[SampleLead],
+    seed: int,
+    redis_url: str | None,
+    profile_dir: Path | None,
+    database_url: str | None,
+) -> SarahRun:
+    with leadboard_server(workdir, redis_url, database_url=database_url) as (
+        base,
+        child,
+        db_path,
+    ):
         base_contacts = db_counts(db_path, COUNTS)["contacts"]
         asyncio.run(create_by_webhook(base, precreate, seed))
         precreated = wait_contacts(db_path, base_contacts + len(precreate)) - base_contacts
@@ -282,26 +307,67 @@ def run_throughput(args: argparse.Namespace, workdir: Path) -> ThroughputSummary
 
     load = Load.from_args(args, sort_answers=True)
 
-    def sarah(i: int, redis_url: str | None) -> SarahRun:
-        profile_dir = args.profile if i == 0 else None
-        r = measure_sarah(
-            load, workdir, (warm_file, main_file), precreate, args.seed, redis_url, profile_dir
-        )
-        print_sarah_run(r)
-        return r
+    def sarah(i: int, redis_url: str | None) -> dict[str, SarahRun]:
+        out: dict[str, SarahRun] = {}
+        shift = i % len(args.database)  # rotate the order from repeat to repeat
+        for database in args.database[shift:] + args.database[:shift]:
+            print(f"  {DATABASE_NAMES[database]}:", flush=True)
+            profile_dir = args.profile if i == 0 else None
+            out[database] = r = measure_sarah(
+                load,
+                workdir,
+                (warm_file, main_file),
+                precreate,
+                args.seed,
+                redis_url,
+                profile_dir,
+                database,
+            )
+            print_sarah_run(r)
+        return out
 
-    baselines, runs = back_to_back(
+    baselines, repeats = back_to_back(
         workdir,
         main_file,
         ECHO_PATH,
         load,
         repeat=args.repeat,
         redis=args.redis,
-        label="leadboard /sarah/state",
+        label="leadboard /sarah/state on " + " and ".join(DATABASE_NAMES[d] for d in args.database),
         product=sarah,
         baseline_cpu=True,
     )
+    lines: list[str] = []
+    first = median([r[args.database[0]].synced_per_s for r in repeats])
+    for database in args.database:
+        lines += summarize(
+            args,
+            database,
+            [r[database] for r in repeats],
+            baselines,
+            len(bodies),
+            len(leads),
+            len(warm_leads),
+            len(precreate),
+            mean_body,
+            first,
+        )
+    return ThroughputSummary(lines=lines, synced_per_s=first)
 
+
+def summarize(
+    args: argparse.Namespace,
+    database: str,
+    runs: list[SarahRun],
+    baselines: list[WrkResult],
+    n_bodies: int,
+    n_leads: int,
+    n_warm: int,
+    n_precreated: int,
+    mean_body: float,
+    first_synced: float,
+) -> list[str]:
+    """One database's block of the report."""
     synced = median([r.synced_per_s for r in runs])
     base_rps = median([b.rps for b in baselines])
     ratio = median([r.synced_per_s / b.rps for r, b in zip(runs, baselines, strict=True)])
@@ -317,13 +383,14 @@ def run_throughput(args: argparse.Namespace, workdir: Path) -> ThroughputSummary
     def answers(key: str) -> list[int]:
         return [r.wrk.answers[key] for r in runs]
 
-    lines = [
-        "Part 1: throughput, POST /sarah/state (Bearer Sarah key), sustained",
+    return [
+        f"Part 1: throughput, POST /sarah/state (Bearer Sarah key), sustained, on "
+        f"{DATABASE_NAMES[database]}",
         f"setup:       {args.repeat} x {args.duration:g} s per server (+{args.warmup:g} s warm-up "
-        f"on {len(warm_leads)} other leads), wrk -t{args.threads} -c{args.connections}, broker "
-        f"{'redis' if args.redis else 'in-process'}, SQLite, 1 uvicorn worker",
-        f"posts:       {len(bodies):,} pre-built over {len(leads):,} leads "
-        f"({len(precreate):,} pre-created by webhook), mean body {mean_body:,.0f} B",
+        f"on {n_warm} other leads), wrk -t{args.threads} -c{args.connections}, broker "
+        f"{'redis' if args.redis else 'in-process'}, {DATABASE_NAMES[database]}, 1 uvicorn worker",
+        f"posts:       {n_bodies:,} pre-built over {n_leads:,} leads "
+        f"({n_precreated:,} pre-created by webhook), mean body {mean_body:,.0f} B",
         f"baseline:    {fmt(base_rps)} req/s (bare Litestar JSON echo), p50 "
         f"{fmt(median([b.p50_ms for b in baselines]), 2)} ms, p99 "
         f"{fmt(median([b.p99_ms for b in baselines]), 2)} ms",
@@ -350,8 +417,8 @@ def run_throughput(args: argparse.Namespace, workdir: Path) -> ThroughputSummary
         f"ratio:       sarah synced / baseline = {ratio:.3f}",
         f"target:      >= {target:,.0f} POSTs/s with sync:true -> median {fmt(synced)}/s: "
         f"{verdict}",
+        f"against {DATABASE_NAMES[args.database[0]]}: x{synced / first_synced:.2f}",
     ]
-    return ThroughputSummary(lines=lines, synced_per_s=synced)
 
 
 # -- part 2: POST -> DOM latency -----------------------------------------------------------------
@@ -386,13 +453,16 @@ async def fire(
     return LiveSample(sample, temperature_for(old_score) != body["lead_temperature"])
 
 
-async def run_live(args: argparse.Namespace, workdir: Path) -> list[str]:
+async def run_live(args: argparse.Namespace, workdir: Path, database: str) -> list[str]:
     rng = random.Random(f"{args.seed}/live")
     leads = make_leads(args.live_leads, args.seed + 2000)
     with contextlib.ExitStack() as stack:
         redis_url = stack.enter_context(redis_server(workdir)) if args.redis else None
+        url = stack.enter_context(postgres_database()) if database == "postgres" else None
         base, child, db_path = stack.enter_context(
-            leadboard_server(workdir, redis_url, name="leadboard-live")
+            leadboard_server(
+                workdir, redis_url, name=f"leadboard-live-{database}", database_url=url
+            )
         )
         await create_by_webhook(base, leads, args.seed + 2000, concurrency=4)
         scores: dict[int, int] = {}
@@ -438,7 +508,7 @@ async def run_live(args: argparse.Namespace, workdir: Path) -> list[str]:
             samples = await measure_events(total, args.live_warmup, args.pause, event)
             final_state = await board.live_status()
             errors = board.errors
-    return live_report(args, samples, errors, final_state, len(leads))
+    return live_report(args, samples, errors, final_state, len(leads), database)
 
 
 def live_report(
@@ -447,6 +517,7 @@ def live_report(
     errors: list[str],
     final_state: str | None,
     nleads: int,
+    database: str,
 ) -> list[str]:
     samples = [e.sample for e in events]
     good = [e for e in events if e.arrived]
@@ -469,8 +540,10 @@ def live_report(
     ok50 = p50 == p50 and p50 <= TARGETS["p50_ms"] and len(ok) == len(samples)
     ok99 = p99 == p99 and p99 <= TARGETS["p99_ms"] and len(ok) == len(samples)
     lines = [
-        "Part 2: live latency, Sarah POST (fetch from the page) -> row changed in Chromium's DOM",
-        f"setup:       broker {'redis' if args.redis else 'in-process'}, SQLite, 1 uvicorn "
+        "Part 2: live latency, Sarah POST (fetch from the page) -> row changed in Chromium's DOM,"
+        f" on {DATABASE_NAMES[database]}",
+        f"setup:       broker {'redis' if args.redis else 'in-process'}, "
+        f"{DATABASE_NAMES[database]}, 1 uvicorn "
         f"worker; {nleads} rows; clock performance.now(); one event at a time",
         f"n:           {len(samples)} measured (+{args.live_warmup} warm-up); "
         f"{sum(1 for e in events if e.temp_changed)} also change the temperature badge",
@@ -500,6 +573,9 @@ def parse_args() -> argparse.Namespace:
         help="which part to run (all)",
     )
     add_load_options(p)
+    p.add_argument(
+        "--database", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"]
+    )
     p.add_argument("--leads", type=int, default=2000, help="leads Sarah writes about (2000)")
     p.add_argument("--warm-leads", type=int, default=300, help="other leads, for the warm-up (300)")
     p.add_argument("--events", type=int, default=300, help="measured live events (300)")
@@ -524,10 +600,15 @@ def main() -> int:
     started = time.monotonic()
     blocks: list[list[str]] = []
     with scratch_dir("leadboard-bench-sarah-", args.keep) as workdir:
-        if args.part in ("all", "throughput"):
-            blocks.append(run_throughput(args, workdir).lines)
-        if args.part in ("all", "live"):
-            blocks.append(asyncio.run(run_live(args, workdir)))
+        try:
+            if args.part in ("all", "throughput"):
+                blocks.append(run_throughput(args, workdir).lines)
+            if args.part in ("all", "live"):
+                for database in args.database:
+                    blocks.append(asyncio.run(run_live(args, workdir, database)))
+        except PostgresUnavailable as exc:
+            print(f"PostgreSQL leg skipped: {exc}; run with --database sqlite")
+            return 1
     print()
     print("=" * 78)
     print("Leadboard Sarah state API benchmark")
