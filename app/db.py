@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import itertools
 import os
 import queue
 import threading
@@ -151,21 +150,23 @@ def keep_newest(conn: Connection, table: Table, workspace_id: int, keep: int) ->
     return int(result.rowcount or 0)
 
 
-_savepoints = itertools.count(1)
-
-
 @contextlib.contextmanager
 def savepoint(conn: Connection) -> Iterator[None]:
-    """A savepoint in the caller's transaction: an exception inside rolls back only this part."""
-    name = f"sp_{next(_savepoints)}"
-    run_sql(conn, f"SAVEPOINT {name}")
+    """A savepoint in the caller's transaction: an exception inside rolls back only this part.
+
+    One name for every savepoint: nested ones shadow each other and ROLLBACK TO / RELEASE name
+    the newest, on both databases. A name per savepoint made every one a statement never seen
+    before, which asyncpg prepared anew (a round trip) and whose cache of 100 statements it
+    flushed the write path's out of, two entries a bot update.
+    """
+    run_sql(conn, "SAVEPOINT nested")
     try:
         yield
     except BaseException:
-        run_sql(conn, f"ROLLBACK TO SAVEPOINT {name}")
-        run_sql(conn, f"RELEASE SAVEPOINT {name}")
+        run_sql(conn, "ROLLBACK TO SAVEPOINT nested")
+        run_sql(conn, "RELEASE SAVEPOINT nested")
         raise
-    run_sql(conn, f"RELEASE SAVEPOINT {name}")
+    run_sql(conn, "RELEASE SAVEPOINT nested")
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:

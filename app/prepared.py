@@ -174,8 +174,8 @@ def _execute(conn: Connection, sql: str, params: Any, *, many: bool = False) -> 
 
 
 def run_sql(conn: Connection, sql: str) -> None:
-    """A parameterless command (BEGIN, SAVEPOINT, COMMIT ...), on SQLite straight on the cursor."""
-    if conn.dialect.name != "sqlite":
+    """A parameterless command (BEGIN, SAVEPOINT, COMMIT ...), straight on the DBAPI cursor."""
+    if conn.dialect.name != "sqlite" and conn.dialect.driver != "asyncpg":
         conn.exec_driver_sql(sql)
         return
     _execute(conn, sql, ()).close()

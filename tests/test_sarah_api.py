@@ -13,6 +13,7 @@ from sqlalchemy import Connection, select, text
 
 from app.db import Database
 from app.leads.models import Contact, LeadChange
+from app.leads.services import _search_text_sql
 from app.sarah.models import SarahState
 from app.sync.models import SyncFailure
 from app.sync.services import log_sync_failure
@@ -395,3 +396,24 @@ async def test_concurrent_sarah_posts_and_webhooks_lose_nothing(
     assert scores_seen[-1][1] == str(contact.score)
     statuses = [(old, new) for field, old, new, _ in rows if field == "status"]
     assert len(statuses) == len(set(statuses)) and all(o != n for o, n in statuses)
+
+
+async def test_what_the_bot_learns_is_searchable_as_the_database_would_compute_it(
+    client: Client, db: Database
+) -> None:
+    await post_state(
+        client, extracted_data={"name": "Budi Santoso", "business_type": "Warung Kopi"}
+    )
+    await post_state(client, extracted_data={"domisili": "Bekasi"})  # and a later field
+    contact = await lead(db)
+    assert contact.name == "Budi Santoso" and contact.business_type == "Warung Kopi"
+    # The text written with the update is the one the SQL expression builds from the row.
+    async with db.session() as session:
+        recomputed = (
+            await session.execute(
+                select(_search_text_sql()).where(Contact.id == contact.id)  # type: ignore[arg-type]
+            )
+        ).scalar_one()
+    assert contact.search_text == recomputed
+    for words in ("budi santoso", "warung kopi", "bekasi"):
+        assert words in contact.search_text
