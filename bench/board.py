@@ -1,38 +1,46 @@
-"""The board at scale: 100,000 leads in one workspace, every filter, sort and search, the contact
-page of a lead with 5,000 timeline items, and the streamed CSV export.
+"""The board at scale, on SQLite and PostgreSQL: 100,000 leads in one workspace and a day of
+webhook deliveries, every filter, sort and search, the contact page of a lead with 5,000 timeline
+items, and the streamed CSV export.
 
-    .venv/bin/python bench/board.py [--leads 100000] [--reps 50] [--keep] [--db PATH] [--plans]
+    .venv/bin/python bench/board.py [--database sqlite postgres] [--leads 100000]
+                                    [--inbox 100000] [--reps 50] [--keep] [--db PATH] [--plans]
                                     [--warmup N] [--seed N] [--no-http]
 
-1. Seed (skipped with --db PATH, which reuses a database this script seeded, e.g. one kept with
-   --keep): a fresh SQLite file migrated with app.migrate.upgrade; the workspace and six people
-   (one admin, five agents) through the app's own services; then the leads with executemany in
-   batches through sqlite3 (values stored exactly as SQLAlchemy stores them, search_text from
-   app.leads.services.search_text_for; the contacts indexes and triggers are dropped for the load
-   and rebuilt from their own CREATE statements, the search index in one pass, so the schema is
-   the migrated one), and one lead with 5,000 timeline items (3,500 messages in and out, 1,000
-   notes, 500 lead changes). Timed.
+Each --database (both by default) is a leg, run one after the other; the end prints both side
+by side. PostgreSQL runs on a fresh database of the server at 127.0.0.1:5432 (bench/_common.py
+postgres_database, dropped afterwards); when it cannot be reached that leg is skipped, saying why.
+
+1. Seed (bench/_board_seed.py; the SQLite leg skips it with --db PATH, a file this script seeded
+   and kept with --keep): migrated with app.migrate.upgrade; the workspace and six people (one
+   admin, five agents) through the app's own services; the leads (6 % flagged stale by
+   reconciliation, most still quiet, some active again since), one lead with 5,000 timeline
+   items, --inbox deliveries received over the last 24 h (processed), and a second workspace of
+   leads/10 leads none of which was ever flagged; bulk-loaded (SQLite executemany, PostgreSQL
+   COPY, the contacts indexes rebuilt from their own definitions), PostgreSQL then ANALYZEd. The
+   same --seed gives the same data on both databases. Timed.
 2. In-process (precise): the functions the controllers call (board_rows for every filter x every
    sort, pipeline_columns, board_stats, facet_counts, searches, timeline pages 1 and 2, lead_row,
-   and the whole set of queries BoardController.board / LeadController.show run, with the facet
-   counts the controllers have from BoardCache), each as one Database.read like the controllers
-   make it, after warm-up: --reps timed calls, p50/p95 of wall time, and the p50 of the
-   process's CPU time (which other load on the machine does not inflate).
-3. Over HTTP: `leadboard serve` on the same file (DEMO_WORKSPACE=0), signed in with httpx like a
-   browser. The board's htmx fragment (HX-Request, HX-Target: board-view) for the same cases, the
-   lead page, and GET /healthz as the baseline. Reported: client time p50/p95, "server time"
-   = client time - the p50 of GET /healthz in the same run (the loopback + HTTP + middleware
-   floor), and the server's CPU per request (from /proc, averaged over the reps). A case repeats
-   one URL, so from its second request the rows come from the row cache (app.templating
-   LeadPartial), as they do for a team re-fetching its board after live events; "fresh pages"
-   then walks --reps pages by each page's Next link, rows no request showed before, so every
-   row partial renders (the cold path).
+   and the whole set of queries BoardController.board (the feed indicator included) and
+   LeadController.show run, with the facet counts the controllers have from BoardCache), each as
+   one Database.read like the controllers make it, after warm-up: --reps timed calls, p50/p95 of
+   wall time, and the p50 of this process's CPU time (which other load on the machine does not
+   inflate; on PostgreSQL the server's own CPU is not in it).
+3. Over HTTP: `leadboard serve` on the seeded database (DEMO_WORKSPACE=0), signed in with httpx
+   like a browser. The board's htmx fragment (HX-Request, HX-Target: board-view) for the same
+   cases, the full board page (which reads the feed indicator), the lead page, and GET /healthz
+   as the baseline. Reported: client time p50/p95, "server time" = client time - the p50 of GET
+   /healthz in the same run (the loopback + HTTP + middleware floor), and the server's CPU per
+   request (from /proc, averaged over the reps). A case repeats one URL, so from its second
+   request the rows come from the row cache (app.templating LeadPartial), as they do for a team
+   re-fetching its board after live events; "fresh pages" then walks --reps pages by each page's
+   Next link, rows no request showed before, so every row partial renders (the cold path).
 4. GET /export.csv: every lead, streamed; rows/s, and the server's RSS (VmRSS sampled while it
    streams, VmHWM) before and after, to show memory stays flat.
 
 Targets (reported PASS/FAIL, never asserted): board first page p95 <= 30 ms server time for
-every filter and sort; search p95 <= 100 ms; contact page (5,000 items) p95 <= 50 ms.
-Cases that miss a target get their EXPLAIN QUERY PLAN printed (--plans: for every case).
+every filter and sort; search p95 <= 100 ms; contact page (5,000 items) p95 <= 50 ms; the same
+on both databases. Cases that miss a target get their query plans printed (SQLite: EXPLAIN QUERY
+PLAN; PostgreSQL: EXPLAIN (ANALYZE, BUFFERS)); --plans: for every case.
 """
 
 from __future__ import annotations
@@ -41,39 +49,43 @@ import argparse
 import asyncio
 import contextlib
 import html
-import json
 import os
-import random
 import re
-import shutil
 import sqlite3
 import sys
-import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+from _board_seed import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    Seeded,
+    database_size_mb,
+    discover,
+    facet_values,
+    seed,
+)
 from _common import (
     LEADBOARD_BIN,
     Child,
+    PostgresUnavailable,
     command_line,
     free_port,
     install_sigterm_handler,
     percentile,
+    postgres_database,
+    scratch_dir,
     wait_http,
 )
 from sqlalchemy import Connection, event
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.services import create_user
+import app.prepared
 from app.db import Database
-from app.ingest.samples import FIRST_NAMES, INBOUND_TEXTS, LAST_NAMES, OUTBOUND_TEXTS
 from app.leads.board import (
     STATUSES,
     TEMPERATURES,
@@ -85,452 +97,16 @@ from app.leads.board import (
 )
 from app.leads.cache import FACET_COLUMNS, today_start
 from app.leads.queries import board_stats, lead_details, lead_row
-from app.leads.services import preview_of, search_text_for
 from app.leads.timeline import timeline
 from app.live.outbox import latest_change_id
 from app.migrate import upgrade
-from app.sarah.rules import STATE_TO_STATUS
+from app.reconcile.health import feed_health
+from app.workspaces.models import Workspace
 
 TARGETS = {"board": 30.0, "search": 100.0, "contact": 50.0}
-WORKSPACE_NAME = "Bench Board"
-WORKSPACE_PHONE_ID = "bench-board-phone-number-id"
-ADMIN_EMAIL = "bench-admin@leadboard.local"
-ADMIN_PASSWORD = "bench-board-password"
-AGENTS = ["Rizky Pratama", "Ayu Lestari", "Dimas Saputra", "Nadia Putri", "Bagus Hidayat"]
-BIG_ITEMS = {"messages": 3500, "notes": 1000, "changes": 500}
-BATCH = 5000
+DATABASE_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 HX_BOARD = {"HX-Request": "true", "HX-Target": "board-view"}
 HX_TIMELINE = {"HX-Request": "true", "HX-Target": "timeline-more"}
-
-# -- realistic values ------------------------------------------------------------------------------
-MORE_FIRST = [
-    "Ahmad", "Muhammad", "Nurul", "Rizki", "Ayu", "Dian", "Wahyu", "Sari", "Adi", "Fitri",
-    "Agung", "Ratna", "Yusuf", "Intan", "Teguh", "Mega", "Arif", "Novi", "Bambang", "Kartika",
-    "Irfan", "Desi", "Gilang", "Anisa",
-]  # fmt: skip
-MORE_LAST = [
-    "Purnomo", "Utami", "Suryadi", "Handayani", "Simanjuntak", "Nasution", "Halim", "Tanjung",
-    "Maulana", "Ramadhan", "Firmansyah", "Puspita", "Sihombing", "Daulay",
-]  # fmt: skip
-FIRST = sorted(set(FIRST_NAMES) | set(MORE_FIRST))
-LAST = sorted(set(LAST_NAMES) | set(MORE_LAST))
-BUSINESS_TYPES = [
-    "katering", "laundry kiloan", "warung makan", "toko kelontong", "bengkel motor",
-    "salon kecantikan", "konveksi", "toko bangunan", "apotek", "kedai kopi", "bakery",
-    "florist", "percetakan", "cuci mobil", "toko online fashion", "distributor sembako",
-    "klinik gigi", "les privat", "travel umroh", "agen properti", "kos-kosan",
-    "peternakan ayam", "toko HP", "rental mobil", "frozen food", "catering sehat",
-    "barbershop", "studio foto", "toko oleh-oleh", "ekspedisi",
-]  # fmt: skip
-LOCATIONS = [
-    "Jakarta Selatan", "Jakarta Barat", "Jakarta Timur", "Jakarta Utara", "Jakarta Pusat",
-    "Bekasi", "Depok", "Tangerang", "Tangerang Selatan", "Bogor", "Bandung", "Cimahi",
-    "Cirebon", "Semarang", "Solo", "Yogyakarta", "Surabaya", "Sidoarjo", "Malang", "Denpasar",
-    "Medan", "Palembang", "Pekanbaru", "Padang", "Batam", "Bandar Lampung", "Pontianak",
-    "Banjarmasin", "Balikpapan", "Samarinda", "Makassar", "Manado", "Kupang", "Mataram",
-    "Jambi", "Bengkulu", "Serang", "Karawang", "Purwokerto", "Tasikmalaya",
-]  # fmt: skip
-PAIN_POINTS = [
-    "omzet turun", "pencatatan manual", "stok sering selisih", "susah cari karyawan",
-    "pelanggan lama tidak kembali", "promosi kurang efektif", "arus kas tidak jelas",
-    "pesanan WhatsApp berantakan", "ongkos kirim mahal", "modal terbatas",
-]  # fmt: skip
-PHONE_PREFIXES = ["812", "813", "821", "822", "852", "853", "857", "878", "896", "838"]
-STATUS_WEIGHTS = {"new": 40, "qualified": 25, "contacted": 18, "converted": 7, "archived": 10}
-TEMPERATURE_WEIGHTS = {None: 25, "hot": 8, "warm": 20, "lukewarm": 22, "cold": 25}
-SCORE_RANGES = {"hot": (75, 100), "warm": (55, 80), "lukewarm": (35, 60), "cold": (0, 40)}
-PHASES_BY_STATUS: dict[str, list[str]] = {}
-for _phase, _status in STATE_TO_STATUS.items():
-    PHASES_BY_STATUS.setdefault(_status, []).append(_phase)
-NOTE_TEXTS = [
-    "Sudah ditelepon, minta dikirim brosur lewat email.",
-    "Tertarik paket bulanan, tunggu persetujuan suami.",
-    "Minta jadwal demo hari Kamis sore.",
-    "Follow up minggu depan, masih bandingkan dengan vendor lain.",
-    "Budget terbatas, tawarkan cicilan 6x.",
-    "Lead quiet for 3 hours after our last reply.",
-    "Sudah transfer DP, menunggu konfirmasi finance.",
-]
-_NAIVE_EPOCH = datetime(1970, 1, 1)
-
-
-def _ts(epoch: float | None) -> str | None:
-    """A UTC instant stored exactly as SQLAlchemy stores UTCDateTime on SQLite."""
-    if epoch is None:
-        return None
-    return (_NAIVE_EPOCH + timedelta(seconds=epoch)).isoformat(" ", "microseconds")
-
-
-def _weighted(rng: random.Random, weights: dict[Any, int], k: int) -> list[Any]:
-    return rng.choices(list(weights), weights=list(weights.values()), k=k)
-
-
-def _zipf(values: Sequence[str], rng: random.Random, k: int, s: float = 0.9) -> list[str]:
-    """A few common values and a long tail, like real business types and cities."""
-    weights = [1.0 / (i + 1) ** s for i in range(len(values))]
-    return rng.choices(list(values), weights=weights, k=k)
-
-
-# -- seeding ---------------------------------------------------------------------------------------
-@dataclass
-class Seeded:
-    """What the measurements need to know about the database."""
-
-    db_path: Path
-    workspace_id: int
-    admin_id: int
-    big_lead_id: int
-    small_lead_id: int
-    leads: int
-    timeline_items: int
-    sample_phone: str
-    seed_seconds: dict[str, float] = field(default_factory=dict)
-
-
-async def _create_accounts(url: str) -> tuple[int, int, list[int]]:
-    db = Database(url)
-    try:
-        async with db.write() as session:
-            ws = await _create_workspace(session)
-            admin = await create_user(
-                session,
-                email=ADMIN_EMAIL,
-                password=ADMIN_PASSWORD,
-                workspace=ws,
-                role="admin",
-                name="Bench Admin",
-            )
-            agents = []
-            for name in AGENTS:
-                email = name.lower().replace(" ", ".") + "@leadboard.local"
-                agent = await create_user(
-                    session, email=email, password=ADMIN_PASSWORD, workspace=ws, role="agent",
-                    name=name,
-                )  # fmt: skip
-                agents.append(int(agent.id or 0))
-            assert ws.id is not None and admin.id is not None
-            return ws.id, admin.id, agents
-    finally:
-        await db.dispose()
-
-
-async def _create_workspace(session: AsyncSession) -> Any:
-    from app.workspaces.services import create_workspace
-
-    created = await create_workspace(
-        session, name=WORKSPACE_NAME, kapso_phone_number_id=WORKSPACE_PHONE_ID
-    )
-    return created.workspace
-
-
-def _words(text: str) -> list[str]:
-    return text.split()
-
-
-CONTACT_COLUMNS = _words("""
-    workspace_id phone_e164 username name profile_name status temperature score phase
-    business_type location business_duration team_size pain_points goals priority urgency_level
-    language owner_user_id hot_since stale_flagged_at needs_reply search_text status_source
-    status_changed_at status_changed_by last_message_preview last_message_direction message_count
-    last_activity_at last_inbound_at last_contact_at created_at updated_at
-""")
-MESSAGE_COLUMNS = _words("""
-    workspace_id contact_id wamid direction message_type body status status_at error origin
-    has_media media_url sent_at created_at
-""")
-NOTE_COLUMNS = _words(
-    "workspace_id contact_id author_kind author_name user_id kind body created_at"
-)
-CHANGE_COLUMNS = _words("workspace_id contact_id field old_value new_value source actor created_at")
-
-
-def _insert_sql(table: str, columns: Sequence[str]) -> str:
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-
-
-def _contact_rows(
-    n: int, ws: int, owners: list[int], admin: int, now: float, rng: random.Random
-) -> tuple[list[tuple[Any, ...]], str]:
-    """n leads sorted by creation (ids grow with created_at, as in real life); the last one made
-    is the big lead (oldest). Returns the rows and the big lead's phone."""
-    day = 86400.0
-    created = sorted(now - rng.random() * 90 * day for _ in range(n - 1))
-    created.insert(0, now - 90 * day - 3600)  # the big lead: the oldest, still the most active
-    numbers = rng.sample(range(10_000_000, 100_000_000), n)
-    statuses = _weighted(rng, STATUS_WEIGHTS, n)
-    temps = _weighted(rng, TEMPERATURE_WEIGHTS, n)
-    businesses = _zipf(BUSINESS_TYPES, rng, n)
-    locations = _zipf(LOCATIONS, rng, n)
-    owner_weights: dict[int | None, int] = {None: 45, admin: 15}
-    owner_weights.update({o: 8 for o in owners})
-    owner_ids = _weighted(rng, owner_weights, n)
-    rows: list[tuple[Any, ...]] = []
-    big_phone = ""
-    for i in range(n):
-        c = created[i]
-        since = max(c, now - 60 * day)
-        activity = since + rng.random() * (now - since)
-        if i == 0:
-            activity = now - 300.0
-        phone = f"+62{rng.choice(PHONE_PREFIXES)}{numbers[i]}"
-        first, last = rng.choice(FIRST), rng.choice(LAST)
-        roll = rng.random()
-        profile = (
-            f"{first} {last}" if roll < 0.55 else first if roll < 0.75
-            else f"{first.lower()}_{last.lower()}" if roll < 0.85 else None
-        )  # fmt: skip
-        name = f"{first} {last}" if rng.random() < 0.6 else None
-        username = f"{first.lower()}{rng.randrange(10, 9999)}" if rng.random() < 0.05 else None
-        status = statuses[i]
-        temp = temps[i]
-        score = rng.randint(*SCORE_RANGES[temp]) if temp else None
-        if temp is None and rng.random() < 0.05:
-            score = rng.randint(0, 30)  # scored once, temperature never sent
-        if rng.random() < 0.15:
-            phase = None
-        elif status == "archived":
-            phase = rng.choice(list(STATE_TO_STATUS))
-        else:
-            phase = rng.choice(PHASES_BY_STATUS[status])
-        business = businesses[i] if rng.random() < 0.7 else None
-        location = locations[i] if rng.random() < 0.65 else None
-        pains = rng.sample(PAIN_POINTS, rng.randint(1, 3)) if rng.random() < 0.45 else None
-        needs_reply = rng.random() < 0.18
-        count = 3500 if i == 0 else max(1, int(rng.expovariate(1 / 14)))
-        if needs_reply:
-            last_in: float | None = activity
-            last_out = activity - rng.random() * 3 * day if rng.random() < 0.8 else None
-            direction, preview = "inbound", rng.choice(INBOUND_TEXTS)
-        else:
-            last_out = activity
-            last_in = activity - rng.random() * 2 * day
-            direction, preview = "outbound", rng.choice(OUTBOUND_TEXTS)
-        hot_since = activity - rng.random() * day if temp == "hot" and rng.random() < 0.5 else None
-        stale: float | None = None
-        if rng.random() < 0.06:
-            if rng.random() < 0.8 and activity < now - 4 * 3600:
-                stale = activity + 3600 + rng.random() * 2 * 3600  # still quiet: stale
-            elif activity - c > 2 * day:
-                stale = activity - day - rng.random() * (activity - c - 2 * day)  # woke up since
-        source = "human" if rng.random() < 0.15 else "bot" if phase else "system"
-        changed_at = c + rng.random() * (activity - c)
-        changed_by = (
-            "Bench Admin" if source == "human" else "sarah-bot" if source == "bot" else None
-        )
-        owner = owner_ids[i]
-        rows.append(
-            (
-                ws, phone, username, name, profile, status, temp, score, phase, business,
-                location,
-                rng.choice(["< 1 tahun", "1-3 tahun", "3-5 tahun", "> 5 tahun"]) if business
-                else None,
-                rng.choice(["sendiri", "2-5 orang", "6-20 orang", "> 20 orang"]) if business
-                else None,
-                json.dumps(pains) if pains else None,
-                "naikkan omzet 30% tahun ini" if pains else None,
-                rng.choice(["harga", "kualitas", "kecepatan"]) if pains else None,
-                rng.choice(["rendah", "sedang", "tinggi"]) if pains else None,
-                "en" if rng.random() < 0.05 else "id",
-                owner,
-                _ts(hot_since), _ts(stale), 1 if needs_reply else 0,
-                search_text_for(
-                    name=name, profile_name=profile, username=username, business_type=business,
-                    location=location, phone_e164=phone,
-                ),
-                source, _ts(changed_at), changed_by, preview_of(preview), direction, count,
-                _ts(activity), _ts(last_in), _ts(last_out), _ts(c), _ts(activity),
-            )
-        )  # fmt: skip
-        if i == 0:
-            big_phone = phone
-    return rows, big_phone
-
-
-def _big_lead_rows(
-    ws: int, contact: int, users: list[tuple[int, str]], start: float, end: float,
-    rng: random.Random,
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:  # fmt: skip
-    span = end - start
-    messages = []
-    times = sorted(start + rng.random() * span for _ in range(BIG_ITEMS["messages"] - 1))
-    times.append(end)
-    for k, at in enumerate(times):
-        inbound = rng.random() < 0.55 and k != len(times) - 1
-        kind = rng.choices(["text", "image", "document"], weights=[92, 5, 3])[0]
-        media = kind != "text"
-        if inbound:
-            body, direction, status, error, origin = (
-                rng.choice(INBOUND_TEXTS),
-                "inbound",
-                "received",
-                None,
-                None,
-            )
-        else:
-            body, direction = rng.choice(OUTBOUND_TEXTS), "outbound"
-            status = rng.choices(["read", "delivered", "sent", "failed"], [60, 25, 10, 5])[0]
-            error = "131047: Re-engagement message" if status == "failed" else None
-            origin = "business_app" if rng.random() < 0.3 else "api"
-        messages.append(
-            (
-                ws, contact, f"wamid.BENCH{uuid.UUID(int=rng.getrandbits(128)).hex.upper()}",
-                direction, kind, "" if media and rng.random() < 0.5 else body, status,
-                _ts(at + rng.random() * 60), error, origin, 1 if media else 0,
-                f"https://media.example/{k}.jpg" if media else None, _ts(at), _ts(at + 0.2),
-            )
-        )  # fmt: skip
-    notes = []
-    for _ in range(BIG_ITEMS["notes"]):
-        at = start + rng.random() * span
-        roll = rng.random()
-        if roll < 0.6:
-            uid, uname = rng.choice(users)
-            author: tuple[str, str, int | None, str] = ("user", uname, uid, "note")
-        elif roll < 0.9:
-            author = ("bot", "sarah-bot", None, "note")
-        else:
-            author = ("system", "reconciliation", None, "stale")
-        notes.append((ws, contact, *author, rng.choice(NOTE_TEXTS), _ts(at)))
-    changes = []
-    for _ in range(BIG_ITEMS["changes"]):
-        at = start + rng.random() * span
-        fld = rng.choices(["status", "score", "temperature"], [30, 40, 30])[0]
-        if fld == "status":
-            old, new = rng.sample(list(STATUSES), 2)
-        elif fld == "score":
-            old, new = str(rng.randint(0, 100)), str(rng.randint(0, 100))
-        else:
-            old, new = rng.sample(list(TEMPERATURES), 2)
-        source = rng.choices(["bot", "human", "system"], [60, 30, 10])[0]
-        actor = {"bot": "sarah-bot", "human": rng.choice(users)[1], "system": "reconciliation"}
-        changes.append((ws, contact, fld, old, new, source, actor[source], _ts(at)))
-    changes.sort(key=lambda r: str(r[-1]))  # ids grow with time, as the app writes them
-    notes.sort(key=lambda r: str(r[-1]))
-    return messages, notes, changes
-
-
-def _executemany(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
-    for i in range(0, len(rows), BATCH):
-        conn.executemany(sql, rows[i : i + BATCH])
-
-
-def seed(db_path: Path, leads: int, seed_value: int) -> Seeded:
-    url = f"sqlite+aiosqlite:///{db_path}"
-    t0 = time.perf_counter()
-    upgrade(url)
-    t1 = time.perf_counter()
-    ws, admin, agents = asyncio.run(_create_accounts(url))
-    t2 = time.perf_counter()
-    rng = random.Random(seed_value)
-    now = time.time()
-    rows, big_phone = _contact_rows(leads, ws, agents, admin, now, rng)
-    t3 = time.perf_counter()
-    conn = sqlite3.connect(db_path, isolation_level=None)
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=OFF")
-        conn.execute("PRAGMA cache_size=-262144")
-        conn.execute("BEGIN")
-        # Bulk load: drop the contacts table's secondary indexes and triggers, insert, then
-        # rebuild them from their exact CREATE statements (one sorted build each: ~2x faster
-        # than keeping 14 indexes up to date row by row) and the search index in one pass
-        # (the triggers would feed it row by row: 4x slower). The schema ends up identical
-        # to the migrated one.
-        indexes = conn.execute(
-            "SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'trigger') "
-            "AND tbl_name = 'contacts' AND sql IS NOT NULL"
-        ).fetchall()
-        for kind, name, _sql in indexes:
-            conn.execute(f'DROP {kind.upper()} "{name}"')
-        _executemany(conn, _insert_sql("contacts", CONTACT_COLUMNS), rows)
-        for _kind, _name, sql in indexes:
-            conn.execute(sql)
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'contacts_fts'").fetchone():
-            conn.execute("INSERT INTO contacts_fts(contacts_fts) VALUES ('rebuild')")
-        conn.execute("COMMIT")
-        t4 = time.perf_counter()
-        big_id, created_raw, activity_raw = conn.execute(
-            "SELECT id, created_at, last_activity_at FROM contacts "
-            "WHERE workspace_id = ? AND phone_e164 = ?",
-            (ws, big_phone),
-        ).fetchone()
-        people = [(admin, "Bench Admin"), *zip(agents, AGENTS, strict=True)]
-        start = _epoch(created_raw)
-        messages, notes, changes = _big_lead_rows(
-            ws, big_id, people, start, _epoch(activity_raw), rng
-        )
-        conn.execute("BEGIN")
-        _executemany(conn, _insert_sql("messages", MESSAGE_COLUMNS), messages)
-        _executemany(conn, _insert_sql("notes", NOTE_COLUMNS), notes)
-        _executemany(conn, _insert_sql("lead_changes", CHANGE_COLUMNS), changes)
-        conn.execute("COMMIT")
-        t5 = time.perf_counter()
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        conn.close()
-    t6 = time.perf_counter()
-    seeded = discover(db_path)
-    seeded.seed_seconds = {
-        "migrate": t1 - t0,
-        "workspace+users": t2 - t1,
-        "generate leads": t3 - t2,
-        "insert leads": t4 - t3,
-        "timeline (generate+insert)": t5 - t4,
-        "checkpoint": t6 - t5,
-        "total": t6 - t0,
-    }
-    return seeded
-
-
-def _epoch(raw: str) -> float:
-    return (datetime.fromisoformat(raw) - _NAIVE_EPOCH).total_seconds()
-
-
-def discover(db_path: Path) -> Seeded:
-    """Find the bench workspace, its admin and the big lead in a seeded database."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        found = conn.execute(
-            "SELECT id FROM workspaces WHERE kapso_phone_number_id = ?", (WORKSPACE_PHONE_ID,)
-        ).fetchone()
-        if found is None:
-            raise SystemExit(f"{db_path} holds no {WORKSPACE_NAME!r} workspace: seed it first")
-        ws = int(found[0])
-        admin = int(
-            conn.execute("SELECT id FROM users WHERE email = ?", (ADMIN_EMAIL,)).fetchone()[0]
-        )
-        big, items = conn.execute(
-            "SELECT contact_id, count(*) FROM messages WHERE workspace_id = ? "
-            "GROUP BY contact_id ORDER BY 2 DESC LIMIT 1",
-            (ws,),
-        ).fetchone()
-        items += conn.execute("SELECT count(*) FROM notes WHERE contact_id = ?", (big,)).fetchone()[
-            0
-        ]
-        items += conn.execute(
-            "SELECT count(*) FROM lead_changes WHERE contact_id = ?", (big,)
-        ).fetchone()[0]
-        small = conn.execute(
-            "SELECT max(id) FROM contacts WHERE workspace_id = ?", (ws,)
-        ).fetchone()[0]
-        leads = conn.execute(
-            "SELECT count(*) FROM contacts WHERE workspace_id = ?", (ws,)
-        ).fetchone()[0]
-        phone = conn.execute(
-            "SELECT phone_e164 FROM contacts WHERE workspace_id = ? AND id = ?", (ws, small // 2)
-        ).fetchone()
-    finally:
-        conn.close()
-    return Seeded(
-        db_path=db_path,
-        workspace_id=ws,
-        admin_id=admin,
-        big_lead_id=int(big),
-        small_lead_id=int(small),
-        leads=int(leads),
-        timeline_items=int(items),
-        sample_phone=str(phone[0]) if phone else "+6281234567890",
-    )
 
 
 # -- cases -----------------------------------------------------------------------------------------
@@ -556,26 +132,12 @@ class Case:
         return TARGETS.get(self.group)
 
 
-def _facet_values(db_path: Path, ws: int, column: str) -> tuple[str, str]:
-    """The most and the least common value of a column (they bracket the cost)."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        rows = conn.execute(
-            f"SELECT {column}, count(*) FROM contacts WHERE workspace_id = ? AND {column} IS NOT "
-            f"NULL GROUP BY {column} ORDER BY 2 DESC",
-            (ws,),
-        ).fetchall()
-    finally:
-        conn.close()
-    return str(rows[0][0]), str(rows[-1][0])
-
-
 def _board_filters(s: Seeded) -> list[tuple[str, dict[str, Any]]]:
     out: list[tuple[str, dict[str, Any]]] = [("all", {})]
     out += [(f"status={v}", {"status": v}) for v in STATUSES]
     out += [(f"temperature={v}", {"temperature": v}) for v in TEMPERATURES]
     for column in ("phase", "business_type", "location"):
-        common, rare = _facet_values(s.db_path, s.workspace_id, column)
+        common, rare = facet_values(s.url, s.workspace_id, column)
         out.append((f"{column}={common} (most)", {column: common}))
         out.append((f"{column}={rare} (least)", {column: rare}))
     out += [
@@ -608,22 +170,39 @@ SEARCHES = [
 ]
 
 
-async def first_reads(s: Seeded) -> tuple[str, Facets]:
-    """The cursor the lead page's "Older" button carries (end of the first page), and the
-    workspace's facet counts (what BoardCache holds for the controllers)."""
-    db = Database(f"sqlite+aiosqlite:///{s.db_path}")
-    ws = s.workspace_id
+@dataclass
+class FirstReads:
+    """What the cases need from the database before they run."""
+
+    older_cursor: str  # the cursor the lead page's "Older" button carries (end of page 1)
+    facets: Facets  # the workspace's facet counts (what BoardCache holds for the controllers)
+    workspace: Workspace  # what the viewer carries (the feed indicator reads it)
+    quiet_facets: Facets  # the never-flagged workspace's
+
+
+async def first_reads(s: Seeded) -> FirstReads:
+    db = Database(s.url)
+    ws, quiet = s.workspace_id, s.quiet_workspace_id
+
+    def all_facets(conn: Connection, workspace_id: int | None) -> Facets:
+        if workspace_id is None:
+            return {}
+        return {c: facet_counts(conn, workspace_id, c) for c in FACET_COLUMNS}
+
     try:
         page = await db.read(lambda conn: timeline(conn, ws, s.big_lead_id))
-        facets = await db.read(lambda conn: {c: facet_counts(conn, ws, c) for c in FACET_COLUMNS})
+        facets = await db.read(lambda conn: all_facets(conn, ws))
+        quiet_facets = await db.read(lambda conn: all_facets(conn, quiet))
+        async with db.session() as session:
+            workspace = await session.get(Workspace, ws)
+        assert workspace is not None
     finally:
         await db.dispose()
-    return page.next_cursor or "", facets
+    return FirstReads(page.next_cursor or "", facets, workspace, quiet_facets)
 
 
-def build_cases(s: Seeded, older_cursor: str, facets: Facets) -> list[Case]:
-    """`facets`: the workspace's facet counts, which the controllers have from BoardCache."""
-    ws, me = s.workspace_id, s.admin_id
+def build_cases(s: Seeded, first: FirstReads) -> list[Case]:
+    ws, me, facets, older_cursor = s.workspace_id, s.admin_id, first.facets, first.older_cursor
     cases: list[Case] = []
 
     def board(key: str, query: BoardQuery, group: str = "board") -> None:
@@ -632,9 +211,21 @@ def build_cases(s: Seeded, older_cursor: str, facets: Facets) -> list[Case]:
 
         cases.append(Case(key, group, run, query.url("/"), HX_BOARD))
 
+    def quiet_stale(sort: str) -> Runner:
+        assert s.quiet_workspace_id is not None
+        quiet, query = s.quiet_workspace_id, BoardQuery(sort=sort, stale=True)
+
+        def run(conn: Connection) -> int:
+            return len(board_rows(conn, quiet, query, None, first.quiet_facets).rows)
+
+        return run
+
     for sort in ("activity", "score", "newest"):
         for name, params in _board_filters(s):
             board(f"{name} sort={sort}", BoardQuery(sort=sort, **params))
+        if s.quiet_workspace_id is not None:  # in-process only: the admin is not a member
+            label = f"stale, none flagged ({s.quiet_leads // 1000}k) sort={sort}"
+            cases.append(Case(label, "board", quiet_stale(sort)))
 
     def pipeline(conn: Connection) -> int:
         query = BoardQuery(view="pipeline")
@@ -644,12 +235,13 @@ def build_cases(s: Seeded, older_cursor: str, facets: Facets) -> list[Case]:
     cases.append(Case("pipeline (5 columns)", "board", pipeline, "/?view=pipeline", HX_BOARD))
 
     def board_view(conn: Connection) -> int:
-        """What BoardController.board reads for the default view (stats, facets and the
-        workspace's people are cached)."""
+        """What BoardController.board reads for the whole page of the default view: the feed
+        indicator too (stats, facets and the workspace's people are cached)."""
         latest_change_id(conn, ws)
+        feed_health(conn, first.workspace, exact=False)
         return len(board_rows(conn, ws, BoardQuery(), me, facets).rows)
 
-    cases.append(Case("board full page GET / (its queries)", "board", board_view, "/", {}))
+    cases.append(Case("board full page GET / (+feed indicator)", "board", board_view, "/", {}))
 
     searches = [*SEARCHES, ("phone: one lead's full number", _phone_query(s.sample_phone))]
     for label, q in searches:
@@ -704,7 +296,11 @@ def build_cases(s: Seeded, older_cursor: str, facets: Facets) -> list[Case]:
 
 # -- in-process ------------------------------------------------------------------------------------
 class Capture:
-    """The SQL a call sends (for EXPLAIN QUERY PLAN), from the engine's own event."""
+    """The SQL a call sends (for the plans), from the engine's own event, and the statements
+    app.prepared runs straight on the DBAPI cursor (the feed indicator's, the event position),
+    seen through its _execute while recording only (never while timing)."""
+
+    SKIP = ("BEGIN", "PRAGMA", "ROLLBACK", "COMMIT", "SAVEPOINT", "RELEASE", "SET")
 
     def __init__(self, db: Database) -> None:
         self.on = False
@@ -712,16 +308,25 @@ class Capture:
         event.listen(db.read_engine, "before_cursor_execute", self._seen)
 
     def _seen(self, _conn: Any, _cur: Any, statement: str, params: Any, *_a: Any) -> None:
-        if self.on and not statement.lstrip().upper().startswith(("BEGIN", "PRAGMA")):
+        if self.on and not statement.lstrip().upper().startswith(self.SKIP):
             self.statements.append((statement, params))
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[list[tuple[str, Any]]]:
         self.statements = []
         self.on = True
+        execute = app.prepared._execute
+
+        def seen(conn: Connection, sql: str, params: Any, *, many: bool = False) -> Any:
+            if not many:
+                self._seen(None, None, sql, params)
+            return execute(conn, sql, params, many=many)
+
+        app.prepared._execute = seen
         try:
             yield self.statements
         finally:
+            app.prepared._execute = execute
             self.on = False
 
 
@@ -734,10 +339,26 @@ def short_sql(sql: str) -> str:
     return _SELECT_LIST.sub(lambda m: f"SELECT <{m.group(1).count(',') + 1} columns> FROM", flat)
 
 
-def explain(db_path: Path, statements: list[tuple[str, Any]]) -> list[tuple[str, list[str]]]:
-    """EXPLAIN QUERY PLAN of each statement, with its parameters; repeats folded (xN)."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+Plans = list[tuple[str, list[str]]]
+
+
+def _fold(found: list[tuple[str, Any, list[str]]]) -> Plans:
+    """One entry per (statement, plan), with its first parameters; repeats counted (xN)."""
     seen: dict[tuple[str, tuple[str, ...]], list[Any]] = {}  # -> [first params, count]
+    for sql, params, lines in found:
+        entry = seen.setdefault((short_sql(sql), tuple(lines)), [list(params or ()), 0])
+        entry[1] += 1
+    out = []
+    for (sql, plan), (params, count) in seen.items():
+        times = f" (x{count}, first params shown)" if count > 1 else ""
+        out.append((f"{sql}  -- params {params}{times}", list(plan)))
+    return out
+
+
+def explain_sqlite(db_path: Path, statements: list[tuple[str, Any]]) -> Plans:
+    """EXPLAIN QUERY PLAN of each statement, with its parameters."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    found = []
     try:
         for sql, params in statements:
             rows = conn.execute("EXPLAIN QUERY PLAN " + sql, tuple(params or ())).fetchall()
@@ -746,25 +367,42 @@ def explain(db_path: Path, statements: list[tuple[str, Any]]) -> list[tuple[str,
             for ident, parent, _unused, detail in rows:
                 depth[ident] = depth.get(parent, 0) + 1
                 lines.append("  " * depth[ident] + str(detail))
-            entry = seen.setdefault((short_sql(sql), tuple(lines)), [list(params or ()), 0])
-            entry[1] += 1
+            found.append((sql, params, lines))
     finally:
         conn.close()
-    out = []
-    for (sql, plan), (params, count) in seen.items():
-        times = f" (x{count}, first params shown)" if count > 1 else ""
-        out.append((f"{sql}  -- params {params}{times}", list(plan)))
-    return out
+    return _fold(found)
+
+
+async def explain_postgres(url: str, statements: list[tuple[str, Any]]) -> Plans:
+    """EXPLAIN (ANALYZE, BUFFERS) of each statement with its parameters (the plan PostgreSQL
+    makes for those values; read-only statements, so running them is harmless)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    found = []
+    try:
+        for sql, params in statements:
+            rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *(params or ()))
+            found.append((sql, params, [str(r[0]) for r in rows]))
+    finally:
+        await conn.close()
+    return _fold(found)
+
+
+async def explain(s: Seeded, statements: list[tuple[str, Any]]) -> Plans:
+    if s.db_path is not None:
+        return explain_sqlite(s.db_path, statements)
+    return await explain_postgres(s.url, statements)
 
 
 async def measure_inprocess(s: Seeded, cases: list[Case], reps: int, warmup: int) -> None:
-    db = Database(f"sqlite+aiosqlite:///{s.db_path}")
+    db = Database(s.url)
     capture = Capture(db)
     try:
         for n, case in enumerate(cases, 1):
             with capture.recording() as statements:
                 case.rows = await db.read(case.run)
-            case.plans = explain(s.db_path, statements)
+            case.plans = await explain(s, statements)
             for _ in range(warmup):
                 await db.read(case.run)
             samples, cpu = [], []
@@ -798,11 +436,11 @@ def _proc_status(pid: int) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def board_server(workdir: Path, db_path: Path) -> Iterator[tuple[str, Child]]:
-    """`leadboard serve` on the seeded file; SIGTERM on the way out, errors included."""
+def board_server(workdir: Path, url: str) -> Iterator[tuple[str, Child]]:
+    """`leadboard serve` on the seeded database; SIGTERM on the way out, errors included."""
     port = free_port()
     env = {
-        "DATABASE_URL": f"sqlite+aiosqlite:///{db_path.resolve()}",
+        "DATABASE_URL": url,
         "DEMO_WORKSPACE": "0",
         "REDIS_URL": "",
         "RECONCILE_INTERVAL_MINUTES": "100000",  # no reconciliation run during the benchmark
@@ -974,11 +612,11 @@ def _verdict(p95: float, target: float | None) -> str:
     return "PASS" if p95 <= target else "FAIL"
 
 
-def print_inprocess(cases: list[Case]) -> None:
+def print_inprocess(cases: list[Case], title: str) -> None:
     print()
     print(
-        "In-process (the controllers' calls, warm caches; ms). cpu p50 = CPU time of the process "
-        "(robust to other load)"
+        f"{title} in-process (the controllers' calls, warm caches; ms). cpu p50 = CPU time of "
+        "this process (robust to other load)"
     )
     print(
         f"  {'case':<54} {'rows':>5} {'p50':>8} {'p95':>8} {'max':>8} {'cpu p50':>8} "
@@ -998,11 +636,11 @@ def print_inprocess(cases: list[Case]) -> None:
         )
 
 
-def print_http(cases: list[Case], floor_samples: list[float]) -> float:
+def print_http(cases: list[Case], floor_samples: list[float], title: str) -> float:
     floor = percentile(floor_samples, 50)
     print()
     print(
-        "Over HTTP (sequential, keep-alive; ms). server~ = client - p50 of GET /healthz "
+        f"{title} over HTTP (sequential, keep-alive; ms). server~ = client - p50 of GET /healthz "
         f"({floor:.2f} ms); cpu = server CPU per request"
     )
     print(
@@ -1026,7 +664,7 @@ def print_http(cases: list[Case], floor_samples: list[float]) -> float:
     return floor
 
 
-def print_plans(cases: list[Case], floor: float, all_plans: bool) -> None:
+def print_plans(cases: list[Case], floor: float, all_plans: bool, title: str) -> None:
     """Plans of the cases whose queries miss (in-process); HTTP-only misses are listed apart:
     their queries are within target, the rest of the request is not."""
     query_misses, http_only = [], []
@@ -1043,7 +681,8 @@ def print_plans(cases: list[Case], floor: float, all_plans: bool) -> None:
             http_only.append(c)
     if query_misses:
         print()
-        print("Query plans" + ("" if all_plans else " of the cases whose queries miss the target"))
+        which = "" if all_plans else " of the cases whose queries miss the target"
+        print(f"{title} query plans{which}")
         for c, miss_in, miss_http in query_misses:
             where = [w for w, m in (("in-process", miss_in), ("HTTP", miss_http)) if m]
             print(
@@ -1058,8 +697,8 @@ def print_plans(cases: list[Case], floor: float, all_plans: bool) -> None:
     if http_only:
         print()
         print(
-            "Missed over HTTP only (queries within target in-process; the time is rendering, "
-            "session/viewer lookups, cache refreshes, or load on the machine):"
+            f"{title}: missed over HTTP only (queries within target in-process; the time is "
+            "rendering, session/viewer lookups, cache refreshes, or load on the machine):"
         )
         for c in http_only:
             print(
@@ -1096,10 +735,258 @@ def _mb(kb: int) -> str:
     return f"{kb / 1024:.1f} MB"
 
 
+# -- legs ------------------------------------------------------------------------------------------
+@dataclass
+class Leg:
+    """One database's run: its data, its cases measured, what HTTP showed."""
+
+    seeded: Seeded
+    version: str
+    size_mb: float
+    cases: list[Case]
+    floor_samples: list[float] = field(default_factory=list)
+    fresh: list[FreshPages] = field(default_factory=list)
+    exports: list[ExportRun] = field(default_factory=list)
+    rss: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return DATABASE_NAMES[self.seeded.database]
+
+    @property
+    def floor(self) -> float:
+        return percentile(self.floor_samples, 50)
+
+    def server_p95(self, c: Case) -> float:
+        return percentile(c.http, 95) - self.floor if c.http else float("-inf")
+
+
+def _version(s: Seeded) -> str:
+    if s.db_path is not None:
+        return f"SQLite {sqlite3.sqlite_version}"
+    from _db import rows
+
+    return f"PostgreSQL {rows(s.url, 'SHOW server_version')[0][0].split()[0]}"
+
+
+def _print_seeded(s: Seeded) -> None:
+    for step, seconds in s.seed_seconds.items():
+        print(f"  {step:<28} {seconds:7.2f} s", flush=True)
+    rate = s.leads / s.seed_seconds["insert leads"]
+    print(f"  ({rate:,.0f} leads/s inserted)", flush=True)
+
+
+def run_leg(args: argparse.Namespace, workdir: Path, seeded: Seeded, warmup: int) -> Leg:
+    version, size_mb = _version(seeded), database_size_mb(seeded)
+    print(
+        f"database: {seeded.leads:,} leads, big lead #{seeded.big_lead_id} with "
+        f"{seeded.timeline_items:,} timeline items, {seeded.inbox:,} inbox rows, never-flagged "
+        f"workspace of {seeded.quiet_leads:,} leads; {size_mb:,.0f} MB, {version}",
+        flush=True,
+    )
+    cases = build_cases(seeded, asyncio.run(first_reads(seeded)))
+    leg = Leg(seeded, version, size_mb, cases)
+    print(f"\nin-process: {len(cases)} cases x {args.reps} reps (+{warmup} warm-up)", flush=True)
+    asyncio.run(measure_inprocess(seeded, cases, args.reps, warmup))
+    print_inprocess(cases, leg.name)
+    if not args.no_http:
+        _run_http(args, workdir, leg, warmup)
+        print_http(cases, leg.floor_samples, leg.name)
+    print_plans(cases, leg.floor, args.plans, leg.name)
+    return leg
+
+
+def _run_http(args: argparse.Namespace, workdir: Path, leg: Leg, warmup: int) -> None:
+    cases = leg.cases
+    with (
+        board_server(workdir, leg.seeded.url) as (base, child),
+        httpx.Client(base_url=base, timeout=60, follow_redirects=False) as client,
+    ):
+        sign_in(client)
+        try:
+            leg.rss["start"] = _proc_status(child.pid)
+            leg.floor_samples = measure_healthz(client, args.reps * 2, warmup)
+            floor = leg.floor
+            http_count = sum(1 for c in cases if c.path)
+            print(
+                f"\nHTTP: {http_count} cases x {args.reps} reps (+{warmup} warm-up); "
+                f"GET /healthz p50 {floor:.2f} ms",
+                flush=True,
+            )
+            measure_http(client, child, cases, args.reps, warmup, floor)
+            for query in (BoardQuery(), BoardQuery(sort="score")):
+                walk = measure_fresh_pages(client, child, query, args.reps)
+                leg.fresh.append(walk)
+                print(
+                    f"  fresh pages {walk.query}: {len(walk.http)} pages by Next, client p50 "
+                    f"{percentile(walk.http, 50):.2f} p95 {percentile(walk.http, 95):.2f} ms"
+                    f"  cpu {walk.cpu_ms:.2f} ms/req",
+                    flush=True,
+                )
+            leg.floor_samples += measure_healthz(client, args.reps * 2, 0)
+            leg.rss["after pages"] = _proc_status(child.pid)
+            for k in range(2):
+                print(f"\nexport {k + 1}/2: GET /export.csv ...", flush=True)
+                run = measure_export(client, child)
+                leg.exports.append(run)
+                print(
+                    f"  {run.rows:,} rows, {run.bytes / 2**20:.1f} MB in {run.seconds:.2f} s = "
+                    f"{run.rows_per_s:,.0f} rows/s (first byte {run.ttfb * 1000:.0f} ms); "
+                    f"server RSS {_mb(run.rss_before_kb)} -> peak {_mb(run.rss_peak_kb)} -> "
+                    f"{_mb(run.rss_after_kb)}; VmHWM {_mb(run.hwm_before_kb)} -> "
+                    f"{_mb(run.hwm_after_kb)}",
+                    flush=True,
+                )
+        finally:
+            with contextlib.suppress(httpx.HTTPError):
+                sign_out(client)
+    code = child.proc.returncode if child.proc else None
+    print(f"server stopped by SIGTERM (exit status {code}; uvicorn re-raises the signal)")
+
+
+# -- summary ---------------------------------------------------------------------------------------
+def print_leg_summary(leg: Leg) -> None:
+    s, cases, floor = leg.seeded, leg.cases, leg.floor
+    name = leg.name
+    print(f"-- {name}: {leg.version}, {leg.size_mb:,.0f} MB")
+    if s.seed_seconds:
+        t = s.seed_seconds
+        print(
+            f"seed:         {t['total']:.1f} s total (leads generated in {t['generate leads']:.1f}"
+            f" s, inserted in {t['insert leads']:.1f} s; 5,000-item timeline "
+            f"{t['timeline (generate+insert)']:.2f} s; {s.inbox:,} inbox rows generated in "
+            f"{t['generate inbox']:.1f} s, inserted in {t['insert inbox']:.1f} s; migrate "
+            f"{t['migrate']:.1f} s; {'analyze' if s.db_path is None else 'checkpoint'} "
+            f"{t['analyze/checkpoint']:.1f} s)"
+        )
+    else:
+        print(f"seed:         reused {s.db_path}")
+
+    def inproc_p95(c: Case) -> float:
+        return percentile(c.inproc, 95)
+
+    for group, label in (("board", "board"), ("search", "search"), ("contact", "contact page")):
+        print(f"in-process:   {label:<13} {_group_line(cases, group, inproc_p95)}")
+    print(f"in-process:   CPU p50 (load-independent): {_worst_cpu(cases, lambda c: c.inproc_cpu)}")
+    if leg.floor_samples:
+        http_cases = [c for c in cases if c.http]
+        print(
+            f"HTTP:         server~ = client - GET /healthz p50 ({floor:.2f} ms); healthz p95 "
+            f"{percentile(leg.floor_samples, 95):.2f} ms"
+        )
+        for group, label in (("board", "board"), ("search", "search"), ("contact", "contact page")):
+            print(f"HTTP:         {label:<13} {_group_line(http_cases, group, leg.server_p95)}")
+        print(
+            "HTTP:         server CPU per request (load-independent): "
+            + _worst_cpu(http_cases, lambda c: [c.cpu_ms])
+        )
+        for k, run in enumerate(leg.exports, 1):
+            print(
+                f"export {k}:     {run.rows:,} rows in {run.seconds:.2f} s = "
+                f"{run.rows_per_s:,.0f} rows/s ({run.bytes / 2**20:.1f} MB); server RSS "
+                f"{_mb(run.rss_before_kb)} -> peak {_mb(run.rss_peak_kb)} (+"
+                f"{_mb(run.rss_peak_kb - run.rss_before_kb)}) -> {_mb(run.rss_after_kb)}"
+            )
+        if "start" in leg.rss and "after pages" in leg.rss:
+            print(
+                f"server RSS:   {_mb(leg.rss['start'].get('VmRSS', 0))} after sign-in, "
+                f"{_mb(leg.rss['after pages'].get('VmRSS', 0))} after the page cases"
+            )
+    others = [c for c in cases if c.group == "other"]
+    if others:
+        worst = max(others, key=inproc_p95)
+        print(
+            f"aggregates:   worst p95 {inproc_p95(worst):.2f} ms ({worst.key}; no target, cached)"
+        )
+
+
+CELL = 33  # one database's cells in the side-by-side table
+
+
+def _cells(leg: Leg | None, c: Case | None, target: float | None) -> str:
+    """q.p50, q.p95, s~p50, s~p95 and the verdict (on server time over HTTP, else on the
+    query's)."""
+    if leg is None or c is None:
+        return " " * CELL
+    q = f"{percentile(c.inproc, 50):6.2f} {percentile(c.inproc, 95):6.2f}"
+    if c.http:
+        s50, s95 = percentile(c.http, 50) - leg.floor, leg.server_p95(c)
+        return f"{q} {s50:6.2f} {s95:6.2f} {_verdict(s95, target):<5}"
+    verdict = _verdict(percentile(c.inproc, 95), target)
+    return f"{q} {'-':>6} {'-':>6} {verdict + '*' if verdict != '-' else '-':<5}"
+
+
+def print_side_by_side(legs: list[Leg]) -> None:
+    """Every case, both databases on one line: the query's in-process p95, the server time over
+    HTTP (p50, p95), PASS/FAIL against the case's target."""
+    names = [leg.name for leg in legs]
+    by_key = [{c.key: c for c in leg.cases} for leg in legs]
+    keys: list[str] = []
+    for leg in legs:
+        keys += [c.key for c in leg.cases if c.key not in keys]
+    groups = {c.key: c.group for leg in legs for c in leg.cases}
+    width = 50
+    print(
+        "ms; q. = the queries in-process, s~ = server time over HTTP (client - healthz p50); "
+        "verdict on s~p95, * = on q.p95 (an in-process case)"
+    )
+    head = "".join(f" | {n:<{CELL}}" for n in names)
+    print(f"{'':<{width}} {'target':>6}{head}")
+    cols = " | ".join(f"{'q.p50':>6} {'q.p95':>6} {'s~p50':>6} {'s~p95':>6} {'':<5}" for _ in legs)
+    print(f"{'case':<{width}} {'':>6} | {cols}")
+    group = ""
+    for key in keys:
+        if groups[key] != group:
+            group = groups[key]
+            print(f"-- {group}")
+        target = TARGETS.get(group)
+        cells = " | ".join(
+            _cells(leg, found.get(key), target) for leg, found in zip(legs, by_key, strict=True)
+        )
+        shown = key if len(key) <= width else key[: width - 1] + "~"
+        print(f"{shown:<{width}} {f'{target:.0f}' if target else '-':>6} | {cells}")
+    if any(leg.fresh for leg in legs):
+        print("-- fresh rows (pages by Next, every row rendered)")
+        for k, query in enumerate(("/", "/?sort=score")):
+            cells = []
+            for leg in legs:
+                if k < len(leg.fresh):
+                    walk = leg.fresh[k]
+                    p50 = percentile(walk.http, 50) - leg.floor
+                    p95 = percentile(walk.http, 95) - leg.floor
+                    verdict = _verdict(p95, TARGETS["board"])
+                    cells.append(f"{'-':>6} {'-':>6} {p50:6.2f} {p95:6.2f} {verdict:<5}")
+                else:
+                    cells.append(_cells(None, None, None))
+            print(
+                f"{'fresh pages ' + query:<{width}} {TARGETS['board']:>6.0f} | {' | '.join(cells)}"
+            )
+    print("-- verdicts")
+    for group, label in (("board", "board"), ("search", "search"), ("contact", "contact page")):
+        cells = []
+        for leg in legs:
+            chosen = [c for c in leg.cases if c.group == group]
+            passed = sum(
+                1
+                for c in chosen
+                if (leg.server_p95(c) if c.http else percentile(c.inproc, 95)) <= TARGETS[group]
+            )
+            cells.append(f"{'PASS' if passed == len(chosen) else 'FAIL'} {passed}/{len(chosen)}")
+        print(
+            f"{label + ' (every case)':<{width}} {TARGETS[group]:>6.0f} | "
+            + " | ".join(f"{cell:<{CELL}}" for cell in cells)
+        )
+
+
 # -- main ------------------------------------------------------------------------------------------
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument(
+        "--database", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"],
+        help="the legs, in this order (both)",
+    )  # fmt: skip
     p.add_argument("--leads", type=int, default=100_000, help="leads to seed (100000)")
+    p.add_argument("--inbox", type=int, default=100_000, help="inbox rows: a day's (100000)")
     p.add_argument("--reps", type=int, default=50, help="timed repetitions per case (50)")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls per case (reps/10)")
     p.add_argument("--seed", type=int, default=1, help="random seed of the data (1)")
@@ -1113,180 +1000,84 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     install_sigterm_handler()
-    workdir = Path(tempfile.mkdtemp(prefix="leadboard-bench-board-"))
-    try:
+    if args.leads < 1000 and args.db is None:
+        raise SystemExit("--leads must be at least 1000")
+    with scratch_dir("leadboard-bench-board-", args.keep) as workdir:
         return _run(args, workdir)
-    finally:
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _sqlite_leg(args: argparse.Namespace, workdir: Path, warmup: int) -> Leg:
+    if args.db is not None:
+        if not args.db.exists():
+            raise SystemExit(f"{args.db} does not exist")
+        url = f"sqlite+aiosqlite:///{args.db.resolve()}"
+        upgrade(url)
+        seeded = discover("sqlite", url)
+        print(f"reusing {args.db}: {seeded.leads:,} leads (no seeding)", flush=True)
+    else:
+        db_path = workdir / "board.sqlite"
+        print(f"seeding {args.leads:,} leads, {args.inbox:,} inbox rows into {db_path} ...")
+        seeded = seed("sqlite", f"sqlite+aiosqlite:///{db_path}", args.leads, args.inbox, args.seed)
+        _print_seeded(seeded)
+    return run_leg(args, workdir, seeded, warmup)
+
+
+def _postgres_leg(args: argparse.Namespace, workdir: Path, warmup: int) -> Leg | None:
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(postgres_database(prefix="leadboard_bench_board"))
+        except PostgresUnavailable as exc:
+            print(f"PostgreSQL leg skipped: {exc}", flush=True)
+            return None
+        print(f"seeding {args.leads:,} leads, {args.inbox:,} inbox rows into {url} ...")
+        seeded = seed("postgres", url, args.leads, args.inbox, args.seed)
+        _print_seeded(seeded)
+        return run_leg(args, workdir, seeded, warmup)
 
 
 def _run(args: argparse.Namespace, workdir: Path) -> int:
     started = time.monotonic()
     load_before = os.getloadavg()
     warmup = args.warmup if args.warmup is not None else max(2, args.reps // 10)
-    if args.db is not None:
-        if not args.db.exists():
-            raise SystemExit(f"{args.db} does not exist")
-        db_path = args.db.resolve()
-        upgrade(f"sqlite+aiosqlite:///{db_path}")
-        seeded = discover(db_path)
-        print(f"reusing {db_path}: {seeded.leads:,} leads (no seeding)", flush=True)
-    else:
-        if args.leads < 1000:
-            raise SystemExit("--leads must be at least 1000")
-        db_path = workdir / "board.sqlite"
-        print(f"seeding {args.leads:,} leads into {db_path} ...", flush=True)
-        seeded = seed(db_path, args.leads, args.seed)
-        for step, seconds in seeded.seed_seconds.items():
-            print(f"  {step:<28} {seconds:7.2f} s", flush=True)
-        rate = args.leads / seeded.seed_seconds["insert leads"]
-        print(f"  ({rate:,.0f} leads/s inserted)", flush=True)
-    size_mb = db_path.stat().st_size / 2**20
-    print(
-        f"database: {seeded.leads:,} leads, big lead #{seeded.big_lead_id} with "
-        f"{seeded.timeline_items:,} timeline items, {size_mb:,.0f} MB, SQLite "
-        f"{sqlite3.sqlite_version}",
-        flush=True,
-    )
-
-    cases = build_cases(seeded, *asyncio.run(first_reads(seeded)))
-    print(f"\nin-process: {len(cases)} cases x {args.reps} reps (+{warmup} warm-up)", flush=True)
-    asyncio.run(measure_inprocess(seeded, cases, args.reps, warmup))
-    print_inprocess(cases)
-
-    floor_samples: list[float] = []
-    exports: list[ExportRun] = []
-    fresh: list[FreshPages] = []
-    rss: dict[str, dict[str, int]] = {}
-    if not args.no_http:
-        with (
-            board_server(workdir, db_path) as (base, child),
-            httpx.Client(base_url=base, timeout=60, follow_redirects=False) as client,
-        ):
-            sign_in(client)
-            try:
-                rss["start"] = _proc_status(child.pid)
-                floor_samples = measure_healthz(client, args.reps * 2, warmup)
-                floor = percentile(floor_samples, 50)
-                http_count = sum(1 for c in cases if c.path)
-                print(
-                    f"\nHTTP: {http_count} cases x {args.reps} reps (+{warmup} warm-up); "
-                    f"GET /healthz p50 {floor:.2f} ms",
-                    flush=True,
-                )
-                measure_http(client, child, cases, args.reps, warmup, floor)
-                for query in (BoardQuery(), BoardQuery(sort="score")):
-                    walk = measure_fresh_pages(client, child, query, args.reps)
-                    fresh.append(walk)
-                    print(
-                        f"  fresh pages {walk.query}: {len(walk.http)} pages by Next, client p50 "
-                        f"{percentile(walk.http, 50):.2f} p95 {percentile(walk.http, 95):.2f} ms"
-                        f"  cpu {walk.cpu_ms:.2f} ms/req",
-                        flush=True,
-                    )
-                floor_samples += measure_healthz(client, args.reps * 2, 0)
-                rss["after pages"] = _proc_status(child.pid)
-                for k in range(2):
-                    print(f"\nexport {k + 1}/2: GET /export.csv ...", flush=True)
-                    run = measure_export(client, child)
-                    exports.append(run)
-                    print(
-                        f"  {run.rows:,} rows, {run.bytes / 2**20:.1f} MB in {run.seconds:.2f} s = "
-                        f"{run.rows_per_s:,.0f} rows/s (first byte {run.ttfb * 1000:.0f} ms); "
-                        f"server RSS {_mb(run.rss_before_kb)} -> peak {_mb(run.rss_peak_kb)} -> "
-                        f"{_mb(run.rss_after_kb)}; VmHWM {_mb(run.hwm_before_kb)} -> "
-                        f"{_mb(run.hwm_after_kb)}",
-                        flush=True,
-                    )
-            finally:
-                with contextlib.suppress(httpx.HTTPError):
-                    sign_out(client)
-        code = child.proc.returncode if child.proc else None
-        print(f"server stopped by SIGTERM (exit status {code}; uvicorn re-raises the signal)")
-        floor = print_http(cases, floor_samples)
-    else:
-        floor = float("nan")
-    print_plans(cases, floor, args.plans)
-
-    def inproc_p95(c: Case) -> float:
-        return percentile(c.inproc, 95)
-
-    def http_p95(c: Case) -> float:
-        return percentile(c.http, 95) - floor if c.http else float("-inf")
-
+    legs: list[Leg] = []
+    skipped: list[str] = []
+    for database in args.database:
+        print(f"\n{'#' * 30} {DATABASE_NAMES[database]} leg {'#' * 30}", flush=True)
+        leg = _sqlite_leg(args, workdir, warmup) if database == "sqlite" else None
+        if database == "postgres":
+            leg = _postgres_leg(args, workdir, warmup)
+            if leg is None:
+                skipped.append("PostgreSQL (unreachable, see above)")
+        if leg is not None:
+            legs.append(leg)
+    if not legs:
+        return 1
+    first = legs[0].seeded
     print()
-    print("=" * 100)
-    print(f"Leadboard board benchmark: {seeded.leads:,} leads in one workspace, SQLite")
+    print("=" * 140)
+    print(
+        f"Leadboard board benchmark: {first.leads:,} leads in one workspace, {first.inbox:,} inbox "
+        f"rows (a day), on {' and '.join(leg.name for leg in legs)}"
+        + (f"; skipped: {', '.join(skipped)}" if skipped else "")
+    )
     print(f"command:      {command_line()}")
     print(
-        f"setup:        {args.reps} reps per case (+{warmup} warm-up), {len(cases)} cases, "
-        f"1 uvicorn worker, in-process broker, SQLite {sqlite3.sqlite_version}, "
+        f"setup:        {args.reps} reps per case (+{warmup} warm-up), {len(legs[0].cases)} cases, "
+        f"1 uvicorn worker, in-process broker, {', '.join(leg.version for leg in legs)}, "
         f"{os.cpu_count()} CPUs"
     )
-    if seeded.seed_seconds:
-        print(
-            f"seed:         {seeded.seed_seconds['total']:.1f} s total (leads generated in "
-            f"{seeded.seed_seconds['generate leads']:.1f} s, inserted in "
-            f"{seeded.seed_seconds['insert leads']:.1f} s; 5,000-item timeline "
-            f"{seeded.seed_seconds['timeline (generate+insert)']:.2f} s; migrate "
-            f"{seeded.seed_seconds['migrate']:.1f} s)"
-        )
-    else:
-        print(f"seed:         reused {db_path}")
-    print(
-        f"data:         {size_mb:,.0f} MB; big lead #{seeded.big_lead_id}: "
-        f"{seeded.timeline_items:,} timeline items"
-    )
-    for group, label in (("board", "board"), ("search", "search"), ("contact", "contact page")):
-        print(f"in-process:   {label:<13} {_group_line(cases, group, inproc_p95)}")
-    print(f"in-process:   CPU p50 (load-independent): {_worst_cpu(cases, lambda c: c.inproc_cpu)}")
-    if floor_samples:
-        http_cases = [c for c in cases if c.http]
-        print(
-            f"HTTP:         server~ = client - GET /healthz p50 ({floor:.2f} ms); healthz p95 "
-            f"{percentile(floor_samples, 95):.2f} ms"
-        )
-        for group, label in (("board", "board"), ("search", "search"), ("contact", "contact page")):
-            print(f"HTTP:         {label:<13} {_group_line(http_cases, group, http_p95)}")
-        print(
-            "HTTP:         server CPU per request (load-independent): "
-            + _worst_cpu(http_cases, lambda c: [c.cpu_ms])
-        )
-        for walk in fresh:
-            p95 = percentile(walk.http, 95) - floor
-            print(
-                f"HTTP:         fresh rows  {walk.query:<14} {len(walk.http)} pages by Next (no "
-                f"row rendered before): server~ p50 {percentile(walk.http, 50) - floor:.2f} p95 "
-                f"{p95:.2f} ms, cpu {walk.cpu_ms:.1f} ms/req  {_verdict(p95, TARGETS['board'])}"
-            )
-        for k, run in enumerate(exports, 1):
-            print(
-                f"export {k}:     {run.rows:,} rows in {run.seconds:.2f} s = "
-                f"{run.rows_per_s:,.0f} rows/s ({run.bytes / 2**20:.1f} MB); server RSS "
-                f"{_mb(run.rss_before_kb)} -> peak {_mb(run.rss_peak_kb)} (+"
-                f"{_mb(run.rss_peak_kb - run.rss_before_kb)}) -> {_mb(run.rss_after_kb)}"
-            )
-        if "start" in rss and "after pages" in rss:
-            print(
-                f"server RSS:   {_mb(rss['start'].get('VmRSS', 0))} after sign-in, "
-                f"{_mb(rss['after pages'].get('VmRSS', 0))} after the page cases"
-            )
-    others = [c for c in cases if c.group == "other"]
-    if others:
-        worst = max(others, key=inproc_p95)
-        print(
-            f"aggregates:   worst p95 {inproc_p95(worst):.2f} ms ({worst.key}; no target, cached)"
-        )
+    for leg in legs:
+        print_leg_summary(leg)
+    print("-" * 140)
+    print_side_by_side(legs)
     load_after = os.getloadavg()
+    print("-" * 140)
     print(
         f"machine load: 1-min load average {load_before[0]:.2f} at start, {load_after[0]:.2f} at "
         f"end ({os.cpu_count()} CPUs; other work on the machine inflates the tails)"
     )
     print(f"elapsed:      {time.monotonic() - started:.0f} s")
-    print("=" * 100)
+    print("=" * 140)
     return 0
 
 
