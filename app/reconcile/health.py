@@ -23,9 +23,9 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Integer, bindparam, case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database, insert_on_conflict, utcnow
 from app.i18n import DEFAULT_LANGUAGE, N_, current_language, translations
