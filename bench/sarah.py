@@ -202,24 +202,9 @@ def measure_sarah(
     warm-up, measured run."""
     with contextlib.ExitStack() as stack:
         url = stack.enter_context(postgres_database()) if database == "postgres" else None
-        return _measure_sarah(load, workdir, files, precreate, seed, redis_url, profile_dir, url)
-
-
-def _measure_sarah(
-    load: Load,
-    workdir: Path,
-    files: tuple[Path, Path],
-    precreate: list[SampleLead],
-    seed: int,
-    redis_url: str | None,
-    profile_dir: Path | None,
-    database_url: str | None,
-) -> SarahRun:
-    with leadboard_server(workdir, redis_url, database_url=database_url) as (
-        base,
-        child,
-        db_path,
-    ):
+        base, child, db_path = stack.enter_context(
+            leadboard_server(workdir, redis_url, database_url=url)
+        )
         base_contacts = db_counts(db_path, COUNTS)["contacts"]
         asyncio.run(create_by_webhook(base, precreate, seed))
         precreated = wait_contacts(db_path, base_contacts + len(precreate)) - base_contacts
